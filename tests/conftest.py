@@ -1,0 +1,28 @@
+"""Shared test setup: Keras runs on the torch backend; real files come from ../shared/real-weights."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "fixtures"
+REAL_WEIGHTS = ROOT.parent / "shared" / "real-weights"
+
+
+@pytest.fixture
+def real_weights() -> Path:
+    """The folder of real files written by other people (beside the repo, as in CI)."""
+    if not REAL_WEIGHTS.is_dir():
+        pytest.skip(f"{REAL_WEIGHTS} is not present")
+    return REAL_WEIGHTS
+
+
+@pytest.fixture
+def fixtures() -> Path:
+    return FIXTURES

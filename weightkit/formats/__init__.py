@@ -1,0 +1,58 @@
+"""Format families: each module here offers ``sniff(probe)`` and ``read(probe)``.
+
+A file is matched by content, never by its extension: the first family whose
+``sniff`` accepts the file's first bytes reads it. A new format is a new module
+listed in `FAMILIES`, not new branches elsewhere.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+from ..errors import FileFormatError
+from ..model import Model
+from ._probe import Probe, probe
+
+__all__ = ["FAMILIES", "detect", "read"]
+
+#: Format modules in the order their sniffers run (cheap, certain signatures first).
+FAMILIES = (
+    "keras_h5",
+    "keras_zip",
+)
+
+_SUPPORTED = "Keras .h5/.keras/.weights.h5"
+
+
+def detect(path: str | os.PathLike[str]) -> tuple[ModuleType, Probe]:
+    """The format module that reads ``path``, decided by content.
+
+    Raises:
+        FileFormatError: the file is missing, empty, or in no format weightkit reads.
+    """
+    found = probe(path)
+    for name in FAMILIES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        if module.sniff(found):
+            return module, found
+    raise FileFormatError(_unknown_format(found), path=found.path, hint=f"weightkit reads {_SUPPORTED} files")
+
+
+def read(path: str | os.PathLike[str]) -> Model:
+    """Read any supported weight file into a `Model`, without reading tensor data."""
+    module, found = detect(path)
+    return module.read(found)
+
+
+def _unknown_format(found: Probe) -> str:
+    if found.is_zip:
+        names = found.zip_names()
+        if not names:
+            return "a zip archive that cannot be opened (truncated or corrupted)"
+        return f"a zip archive, but neither a .keras model nor a checkpoint (entries: {', '.join(names[:4])})"
+    head = found.head[:8]
+    if head.isascii() and head.strip():
+        return f"not a weight file (it starts with text {found.head[:24]!r})"
+    return f"not a weight file weightkit recognises (first bytes {head.hex(' ')})"

@@ -1,0 +1,87 @@
+"""Keras 3 ``.keras`` archives: config.json, metadata.json and model.weights.h5, read in place.
+
+The weights member is opened as a window onto the archive (members are stored
+uncompressed), so nothing is extracted to disk and no tensor is read until asked.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from typing import Any
+
+from ..errors import FileFormatError, UnsafeFileError, UnsupportedError
+from ..model import Model
+from . import keras_v3
+from ._hdf5 import H5Source
+from ._probe import Probe
+from ._zip import open_member, open_zip
+from .keras_config import parse_config
+
+__all__ = ["sniff", "read"]
+
+NAME = "keras-zip"
+_MAX_JSON_BYTES = 256 * 1024 * 1024
+
+
+def sniff(probe: Probe) -> bool:
+    names = probe.zip_names()
+    return "config.json" in names and ("model.weights.h5" in names or "metadata.json" in names)
+
+
+def read(probe: Probe) -> Model:
+    """Read a ``.keras`` archive: architecture from config.json, tensors from model.weights.h5."""
+    path = probe.path
+    with open_zip(path) as archive:
+        config_data = _json_member(archive, "config.json", probe)
+        metadata = _json_member(archive, "metadata.json", probe) if "metadata.json" in archive.namelist() else {}
+        names = archive.namelist()
+    if "model.weights.h5" not in names:
+        if "model.weights.npz" in names:
+            raise UnsupportedError("this .keras file stores its weights as model.weights.npz, not yet read",
+                                   path=path)
+        raise FileFormatError(".keras archive has no model.weights.h5", path=path)
+    try:
+        root = parse_config(config_data, config_data.get("build_config") if isinstance(config_data, dict) else None)
+    except ValueError as exc:
+        raise FileFormatError(f"config.json is not a Keras config: {exc}", path=path) from None
+
+    def open_weights() -> Any:
+        with open_zip(path) as archive:
+            return open_member(archive, "model.weights.h5", path)
+
+    source = H5Source(path, opener=open_weights)
+    try:
+        layers, extras = keras_v3.read_store(source, root)
+    except BaseException:
+        source.close()
+        raise
+    version = metadata.get("keras_version") if isinstance(metadata, dict) else None
+    model = Model(
+        layers=layers, format="keras-zip", framework="keras", framework_version=version, has_graph=True,
+        inputs=root.input_specs(), extras=extras, config=config_data, source=str(path),
+        metadata=_metadata(metadata, version, names),
+    )
+    model._resources.append(source)
+    return model
+
+
+def _json_member(archive: zipfile.ZipFile, name: str, probe: Probe) -> Any:
+    info = archive.getinfo(name)
+    if info.file_size > _MAX_JSON_BYTES:
+        raise UnsafeFileError(f"{name} claims {info.file_size} bytes; refused", path=probe.path)
+    try:
+        with open_member(archive, name, probe.path) as member:
+            return json.loads(member.read().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FileFormatError(f"{name} in the archive is not valid JSON ({exc})", path=probe.path) from None
+
+
+def _metadata(metadata: Any, version: str | None, names: list[str]) -> dict[str, Any]:
+    result: dict[str, Any] = {"writer": f"Keras {version}" if version else "Keras 3 (no version recorded)"}
+    if isinstance(metadata, dict) and metadata.get("date_saved"):
+        result["date_saved"] = metadata["date_saved"]
+    assets = [n for n in names if n.startswith("assets/") and not n.endswith("/")]
+    if assets:
+        result["assets"] = len(assets)
+    return result

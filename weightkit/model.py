@@ -1,0 +1,197 @@
+"""The common model every reader produces and every operation consumes.
+
+A `Model` is an ordered list of `Layer`s; a layer holds its `Tensor`s by role.
+Tensors know their shape and dtype from the file's metadata and read their data
+only when asked, so looking at a file never reads its weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from math import prod
+from typing import Any
+
+import numpy as np
+
+from . import dtypes
+
+__all__ = ["Tensor", "Layer", "Model", "TensorSpec", "Dim"]
+
+#: A dimension: a size, a symbolic name (ONNX ``"batch"``), or None when unknown.
+Dim = int | str | None
+
+
+@dataclass(eq=False)
+class Tensor:
+    """One named array in a file, read lazily.
+
+    Attributes:
+        name: the name the file gives it (``conv1/kernel:0``, ``layer1.0.conv1.weight``).
+        shape: its shape as stored.
+        dtype: element type name (see `weightkit.dtypes`).
+        role: what it is to its layer, in one vocabulary across frameworks
+            (``weight``, ``bias``, ``running_mean``, ``running_var``, ...).
+        layout: axis order where it is a kernel (``HWIO``, ``OIHW``, ``IO``, ``OI``, ``HWCM``).
+        trainable: True/False where the file says, None where it cannot be known.
+        note: anything the reader could not represent (a quantization scheme, ...).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    role: str = ""
+    layout: str | None = None
+    trainable: bool | None = None
+    note: str | None = None
+    loader: Callable[[], np.ndarray] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_array(cls, name: str, array: np.ndarray, **fields: Any) -> Tensor:
+        """A tensor whose data is already in memory (for writers and tests)."""
+        array = np.asarray(array)
+        return cls(name, tuple(array.shape), dtypes.from_numpy(array.dtype), loader=lambda: array, **fields)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the data takes (as stored: sub-byte types packed)."""
+        return dtypes.nbytes_of(self.dtype, self.size)
+
+    def read(self) -> np.ndarray:
+        """Read the data from the file: a numpy array of ``shape``."""
+        if self.loader is None:
+            from .errors import UnsupportedError
+
+            raise UnsupportedError(f"tensor {self.name!r} has no readable data ({self.note or self.dtype})")
+        return self.loader()
+
+    def __repr__(self) -> str:
+        layout = f" {self.layout}" if self.layout else ""
+        return f"<Tensor {self.name!r} {self.dtype}{list(self.shape)}{layout}>"
+
+
+@dataclass(eq=False)
+class Layer:
+    """A layer: its tensors by role, and where the file says so, its type, config and inputs.
+
+    Attributes:
+        name: the layer's name (Keras layer name, PyTorch module path, ONNX node name).
+        kind: normalized kind: ``conv2d``, ``depthwise_conv2d``, ``dense``, ``batch_norm``, ...
+            or ``unknown``.
+        type_name: the framework's own class or op name (``Conv2D``, ``Conv``), if known.
+        config: the framework's config for the layer, if the file has one.
+        tensors: tensors by role, in the order the file keeps them.
+        inbound: names of the layers feeding this one, where the file has a graph.
+        layers: sublayers, for a model used as a layer (nested Keras models).
+    """
+
+    name: str
+    kind: str = "unknown"
+    type_name: str | None = None
+    config: dict[str, Any] | None = field(default=None, repr=False)
+    tensors: dict[str, Tensor] = field(default_factory=dict)
+    inbound: list[str] = field(default_factory=list)
+    layers: list[Layer] = field(default_factory=list)
+
+    def walk(self, prefix: str = "") -> Iterator[tuple[str, Layer]]:
+        """Yield ``(path, layer)`` for this layer and every sublayer, depth first."""
+        path = f"{prefix}/{self.name}" if prefix else self.name
+        yield path, self
+        for sub in self.layers:
+            yield from sub.walk(path)
+
+    def all_tensors(self) -> list[Tensor]:
+        """Tensors of this layer and of all its sublayers."""
+        return [t for _, layer in self.walk() for t in layer.tensors.values()]
+
+    @property
+    def num_params(self) -> int:
+        return sum(t.size for t in self.all_tensors())
+
+    def __repr__(self) -> str:
+        kind = self.type_name or self.kind
+        return f"<Layer {self.name!r} {kind} tensors={len(self.tensors)} sublayers={len(self.layers)}>"
+
+
+@dataclass
+class TensorSpec:
+    """A graph input or output: name, shape (dims may be symbolic or None), dtype."""
+
+    name: str
+    shape: tuple[Dim, ...] | None
+    dtype: str | None = None
+
+
+@dataclass(eq=False)
+class Model:
+    """What a file holds, in one shape for every format.
+
+    Attributes:
+        layers: top-level layers in the file's order.
+        format: the file layout, e.g. ``keras-h5``, ``keras-weights-h5``, ``keras-v3-weights``,
+            ``keras-zip``, ``torch-zip``, ``safetensors``, ``onnx``.
+        framework: ``keras``, ``pytorch``, ``onnx`` ... and its version where recorded.
+        has_graph: True when the file holds an architecture, not only weights.
+        inputs, outputs: graph inputs and outputs where known.
+        metadata: what the file says about itself (writer, backend, dates, ...).
+        extras: tensors that belong to no layer, by group (``optimizer``, ``top_level``).
+        config: the framework's architecture description, if the file has one.
+        source: the path it was read from.
+    """
+
+    layers: list[Layer] = field(default_factory=list)
+    format: str = "unknown"
+    framework: str | None = None
+    framework_version: str | None = None
+    has_graph: bool = False
+    inputs: list[TensorSpec] = field(default_factory=list)
+    outputs: list[TensorSpec] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, list[Tensor]] = field(default_factory=dict)
+    config: dict[str, Any] | None = field(default=None, repr=False)
+    source: str | None = None
+    _resources: list[Any] = field(default_factory=list, repr=False)
+
+    def walk(self) -> Iterator[tuple[str, Layer]]:
+        """Yield ``(path, layer)`` for every layer and sublayer, depth first."""
+        for layer in self.layers:
+            yield from layer.walk()
+
+    def tensors(self) -> list[Tensor]:
+        """Every layer tensor, in file order (extras not included)."""
+        return [t for _, layer in self.walk() for t in layer.tensors.values()]
+
+    def layer(self, path: str) -> Layer:
+        """The layer at ``path`` (``name`` or ``outer/inner``); KeyError if absent."""
+        for layer_path, layer in self.walk():
+            if layer_path == path:
+                return layer
+        raise KeyError(path)
+
+    @property
+    def num_params(self) -> int:
+        return sum(t.size for t in self.tensors())
+
+    def close(self) -> None:
+        """Release open file handles; tensors can no longer be read after this."""
+        for resource in reversed(self._resources):
+            resource.close()
+        self._resources.clear()
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Model {self.format} layers={len(self.layers)} params={self.num_params}>"

@@ -1,0 +1,1 @@
+"""Operations on Models: pure functions that read Models and return data."""
