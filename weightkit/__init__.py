@@ -17,6 +17,7 @@ from .model import Layer, Model, Tensor, TensorSpec
 
 __all__ = [
     "load",
+    "save",
     "Model",
     "Layer",
     "Tensor",
@@ -50,3 +51,14 @@ def load(path: str | os.PathLike[str]) -> Model:
     from .formats import read
 
     return read(path)
+
+
+def save(model: Model, path: str | os.PathLike[str], format: str | None = None, *, force: bool = False) -> None:
+    """Write ``model`` to ``path``; the format comes from ``format`` or the file suffix.
+
+    The file is written to a temporary name and renamed into place, so a failed
+    write leaves nothing behind; an existing ``path`` is replaced only with ``force``.
+    """
+    from .formats import write
+
+    write(model, path, format, force=force)

@@ -15,13 +15,16 @@ from ..errors import FileFormatError
 from ..model import Model
 from ._probe import Probe, probe
 
-__all__ = ["FAMILIES", "detect", "read"]
+__all__ = ["FAMILIES", "WRITERS", "detect", "read", "write"]
 
 #: Format modules in the order their sniffers run (cheap, certain signatures first).
 FAMILIES = (
     "keras_h5",
     "keras_zip",
 )
+
+#: Output format name → (module, file suffixes that choose it).
+WRITERS: dict[str, tuple[str, tuple[str, ...]]] = {}
 
 _SUPPORTED = "Keras .h5/.keras/.weights.h5"
 
@@ -44,6 +47,26 @@ def read(path: str | os.PathLike[str]) -> Model:
     """Read any supported weight file into a `Model`, without reading tensor data."""
     module, found = detect(path)
     return module.read(found)
+
+
+def write(model: Model, path: str | os.PathLike[str], format: str | None = None, *, force: bool = False) -> None:
+    """Write ``model`` to ``path`` in ``format`` (by default chosen from the suffix), atomically.
+
+    Raises:
+        UsageError: unknown format, a suffix that names none, or ``path`` exists without ``force``.
+    """
+    from ..errors import UsageError
+
+    if format is None:
+        suffix = os.fspath(path).lower()
+        format = next((name for name, (_, suffixes) in WRITERS.items() if suffix.endswith(suffixes)), None)
+        if format is None:
+            raise UsageError(f"cannot tell the output format from {os.fspath(path)!r}",
+                             hint=f"pass format= one of {', '.join(WRITERS) or 'none yet'}")
+    if format not in WRITERS:
+        raise UsageError(f"weightkit cannot write {format!r}", hint=f"formats it writes: {', '.join(WRITERS) or 'none yet'}")
+    module = importlib.import_module(f"{__name__}.{WRITERS[format][0]}")
+    module.write(model, path, force=force)
 
 
 def _unknown_format(found: Probe) -> str:
