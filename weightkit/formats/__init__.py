@@ -1,8 +1,10 @@
 """Format families: each module here offers ``sniff(probe)`` and ``read(probe)``.
 
 A file is matched by content, never by its extension: the first family whose
-``sniff`` accepts the file's first bytes reads it. A new format is a new module
-listed in `FAMILIES`, not new branches elsewhere.
+``sniff`` accepts the file's first bytes reads it. Each module also has ``LABEL``,
+the files it reads in a few words, and may have ``write(model, path, force=...)``.
+A new format is a new module listed in `FAMILIES` (and `WRITERS`), not new
+branches elsewhere.
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ FAMILIES = (
 #: Output format name → (module, file suffixes that choose it).
 WRITERS: dict[str, tuple[str, tuple[str, ...]]] = {}
 
-_SUPPORTED = "Keras .h5/.keras/.weights.h5"
-
 
 def detect(path: str | os.PathLike[str]) -> tuple[ModuleType, Probe]:
     """The format module that reads ``path``, decided by content.
@@ -40,7 +40,7 @@ def detect(path: str | os.PathLike[str]) -> tuple[ModuleType, Probe]:
         module = importlib.import_module(f"{__name__}.{name}")
         if module.sniff(found):
             return module, found
-    raise FileFormatError(_unknown_format(found), path=found.path, hint=f"weightkit reads {_SUPPORTED} files")
+    raise FileFormatError(_unknown_format(found), path=found.path, hint=f"weightkit reads {_supported()}")
 
 
 def read(path: str | os.PathLike[str]) -> Model:
@@ -67,6 +67,10 @@ def write(model: Model, path: str | os.PathLike[str], format: str | None = None,
         raise UsageError(f"weightkit cannot write {format!r}", hint=f"formats it writes: {', '.join(WRITERS) or 'none yet'}")
     module = importlib.import_module(f"{__name__}.{WRITERS[format][0]}")
     module.write(model, path, force=force)
+
+
+def _supported() -> str:
+    return "; ".join(importlib.import_module(f"{__name__}.{name}").LABEL for name in FAMILIES)
 
 
 def _unknown_format(found: Probe) -> str:

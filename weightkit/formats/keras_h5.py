@@ -22,7 +22,7 @@ from .keras_config import ConfigLayer, parse_config
 
 __all__ = ["sniff", "read", "read_source"]
 
-NAME = "keras-hdf5"
+LABEL = "Keras .h5 files (full models and weights, Keras 1 to 3, .weights.h5)"
 
 
 def sniff(probe: Probe) -> bool:

@@ -20,7 +20,7 @@ from .keras_config import parse_config
 
 __all__ = ["sniff", "read"]
 
-NAME = "keras-zip"
+LABEL = "Keras .keras archives"
 _MAX_JSON_BYTES = 256 * 1024 * 1024
 
 
