@@ -18,7 +18,7 @@ from ..model import Layer, Model, Tensor
 from . import keras_v3
 from ._hdf5 import HDF5_SIGNATURE, H5Source, attr_json, attr_text, dataset_tensor, name_list
 from ._probe import Probe
-from .keras_config import ConfigLayer, parse_config
+from ..keras_arch import ConfigLayer, output_specs, parse_config
 
 __all__ = ["sniff", "read", "read_source"]
 
@@ -85,6 +85,7 @@ def _read_legacy(source: H5Source) -> Model:
     )
     if root is not None:
         model.inputs = root.input_specs()
+        model.outputs = output_specs(root)
     model.extras = _extras(file, source)
     return model
 

@@ -15,7 +15,7 @@ from typing import Any
 from .. import kinds
 from ..model import Layer, Model, Tensor
 from ._hdf5 import H5Source, attr_text, dataset_tensor
-from .keras_config import ConfigLayer
+from ..keras_arch import ConfigLayer
 
 __all__ = ["is_weights_store", "read_weights_file", "read_store"]
 
@@ -80,9 +80,7 @@ def _container_layers(group: Any, config: ConfigLayer | None, source: H5Source, 
     by_name = {attr_text(g["vars"], "name"): g for g in container.values() if "vars" in g}
     replayed = _replay_names(config)
     layers = []
-    for sub in config.layers:
-        if config.class_name == "Sequential" and sub.class_name == "InputLayer":
-            continue
+    for sub in _saved_layers(config):
         found = by_name.get(sub.name)
         if found is None:
             found = container.get(replayed.get(sub.name, ""))
@@ -94,14 +92,19 @@ def _replay_names(config: ConfigLayer) -> dict[str, str]:
     """Keras's own group names for ``config``'s layers: snake_case class, made unique with _1, _2."""
     used: dict[str, int] = {}
     names = {}
-    for sub in config.layers:
-        if config.class_name == "Sequential" and sub.class_name == "InputLayer":
-            continue
+    for sub in _saved_layers(config):
         base = _snake(sub.class_name)
         count = used.get(base, 0)
         used[base] = count + 1
         names[sub.name] = base if count == 0 else f"{base}_{count}"
     return names
+
+
+def _saved_layers(config: ConfigLayer) -> list[ConfigLayer]:
+    """The config's entries that are in Keras's ``model.layers`` (and so in the store)."""
+    sequential = config.class_name == "Sequential"
+    return [sub for sub in config.layers
+            if not sub.is_operation and not (sequential and sub.class_name == "InputLayer")]
 
 
 def _layer_from_group(group: Any, config: ConfigLayer | None, source: H5Source, frozen: bool) -> Layer:

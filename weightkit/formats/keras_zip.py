@@ -16,7 +16,7 @@ from . import keras_v3
 from ._hdf5 import H5Source
 from ._probe import Probe
 from ._zip import open_member, open_zip
-from .keras_config import parse_config
+from ..keras_arch import output_specs, parse_config
 
 __all__ = ["sniff", "read"]
 
@@ -59,7 +59,7 @@ def read(probe: Probe) -> Model:
     version = metadata.get("keras_version") if isinstance(metadata, dict) else None
     model = Model(
         layers=layers, format="keras-zip", framework="keras", framework_version=version, has_graph=True,
-        inputs=root.input_specs(), extras=extras, config=config_data, source=str(path),
+        inputs=root.input_specs(), outputs=output_specs(root), extras=extras, config=config_data, source=str(path),
         metadata=_metadata(metadata, version, names),
     )
     model._resources.append(source)

@@ -30,6 +30,12 @@ class ConfigLayer:
     layers: list[ConfigLayer] = field(default_factory=list)
     input_names: list[str] = field(default_factory=list)
     output_names: list[str] = field(default_factory=list)
+    module: str | None = None
+
+    @property
+    def is_operation(self) -> bool:
+        """A Keras 3 op called in a functional graph (``x + 3``): a graph node, not a layer."""
+        return (self.module or "").startswith(("keras.src.ops", "keras.ops"))
 
     @property
     def is_model(self) -> bool:
@@ -74,7 +80,8 @@ def _parse_layer(data: dict[str, Any]) -> ConfigLayer:
     if not isinstance(config, dict):
         config = {}
     name = data.get("name") or config.get("name") or class_name.lower()
-    layer = ConfigLayer(str(name), class_name, config, inbound=_inbound_names(data.get("inbound_nodes")))
+    module = data.get("module") if isinstance(data.get("module"), str) else None
+    layer = ConfigLayer(str(name), class_name, config, inbound=_inbound_names(data.get("inbound_nodes")), module=module)
     sublayers = config.get("layers")
     if isinstance(sublayers, list) and (class_name in MODEL_CLASSES or class_name not in {"Merge"}):
         layer.layers = [_parse_layer(item) for item in sublayers if isinstance(item, dict)]
