@@ -159,17 +159,19 @@ def _names(value: Any) -> list[str]:
 def _refuse_external_links(file: Any, path: Path) -> None:
     import h5py
 
-    def visit(name: str) -> None:
+    def find_external(name: str) -> Any:  # a non-None return stops the walk
         link = file.get(name, getlink=True)
-        if isinstance(link, h5py.ExternalLink):
-            raise UnsafeFileError(
-                f"HDF5 external link {name!r} points to {link.filename}:{link.path}; "
-                "weightkit does not follow links out of the file", path=path)
+        return (name, link) if isinstance(link, h5py.ExternalLink) else None
 
     try:
-        file.visit_links(visit)
+        found = file.visit_links(find_external)
     except (OSError, RuntimeError, KeyError) as exc:
         raise FileFormatError(f"corrupted HDF5 structure: {_short(exc)}", path=path) from None
+    if found is not None:
+        name, link = found
+        raise UnsafeFileError(
+            f"HDF5 external link {name!r} points to {link.filename}:{link.path}; "
+            "weightkit does not follow links out of the file", path=path)
 
 
 def _check_storage(dataset: Any, path: Path) -> None:

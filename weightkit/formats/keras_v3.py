@@ -40,6 +40,10 @@ _VARIABLES: dict[str, tuple[Any, ...]] = {
     "GRUCell": ("kernel", "recurrent_kernel", "bias"),
     "SimpleRNNCell": ("kernel", "recurrent_kernel", "bias"),
 }
+# Subclasses of known layers (QKeras QDense, ...) keep their base class's variables.
+_KIND_EXAMPLE = {"dense": "Dense", "conv1d": "Conv1D", "conv2d": "Conv2D", "conv3d": "Conv3D",
+                 "depthwise_conv2d": "DepthwiseConv2D", "separable_conv2d": "SeparableConv2D",
+                 "batch_norm": "BatchNormalization", "layer_norm": "LayerNormalization"}
 _CLASS_BY_SNAKE: dict[str, str] = {}
 
 
@@ -150,7 +154,7 @@ def _assign_roles(layer: Layer, tensors: list[Tensor], config: ConfigLayer | Non
 
 def _variable_names(class_name: str | None, config: ConfigLayer | None, count: int) -> list[str]:
     """Names of a layer's ``count`` variables, from its class's variable order."""
-    spec = _VARIABLES.get(class_name or "")
+    spec = _VARIABLES.get(class_name or "") or _VARIABLES.get(_KIND_EXAMPLE.get(kinds.kind_of_keras_class(class_name), ""))
     if spec is None:
         return [f"var_{i}" for i in range(count)]
     names = []
