@@ -23,10 +23,14 @@ __all__ = ["FAMILIES", "WRITERS", "detect", "read", "write"]
 FAMILIES = (
     "keras_h5",
     "keras_zip",
+    "safetensors",
+    "sharded",
 )
 
 #: Output format name → (module, file suffixes that choose it).
-WRITERS: dict[str, tuple[str, tuple[str, ...]]] = {}
+WRITERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "safetensors": ("safetensors", (".safetensors",)),
+}
 
 
 def detect(path: str | os.PathLike[str]) -> tuple[ModuleType, Probe]:
