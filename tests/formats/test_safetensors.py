@@ -170,6 +170,14 @@ def test_tensors_are_grouped_into_layers_in_natural_order(tmp_path):
         assert layer.tensors["weight"].layout == "OI"
 
 
+def test_names_with_huge_numbers_sort_without_trouble(tmp_path):
+    path = tmp_path / "n.safetensors"
+    names = ["w." + "9" * 5000, "w.10", "w.9", "w.0010x"]
+    safetensors.numpy.save_file({name: np.zeros(1, np.uint8) for name in names}, path)
+    with weightkit.load(path) as model:
+        assert [t.name for t in model.tensors()] == ["w.9", "w.10", "w.0010x", names[0]]
+
+
 def test_file_found_by_content_whatever_its_name(tmp_path):
     path = tmp_path / "weights.bin"
     safetensors.numpy.save_file({"x": np.ones(2, np.float32)}, path)

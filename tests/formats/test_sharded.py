@@ -82,6 +82,18 @@ def test_closing_the_model_closes_every_shard(tmp_path):
         model.tensors()[0].read()
 
 
+def test_sharded_checkpoint_saves_as_one_file_but_never_over_a_shard(tmp_path):
+    state = _state_dict()
+    _write_checkpoint(tmp_path, state)
+    with weightkit.load(tmp_path / INDEX) as model:
+        with pytest.raises(weightkit.UsageError, match="is an input"):
+            weightkit.save(model, tmp_path / "model-00002-of-00003.safetensors", force=True)
+        weightkit.save(model, tmp_path / "merged.safetensors")
+    merged = safetensors.numpy.load_file(tmp_path / "merged.safetensors")
+    assert sorted(merged) == sorted(state)
+    assert all(np.array_equal(merged[name], tensor.numpy()) for name, tensor in state.items())
+
+
 def test_inspect_shows_the_checkpoint(tmp_path, capsys):
     _write_checkpoint(tmp_path, _state_dict())
     assert main(["inspect", str(tmp_path / INDEX)]) == 0

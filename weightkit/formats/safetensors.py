@@ -303,9 +303,13 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _natural(entry: Entry) -> list[Any]:
-    """Order names as people do: ``h.2`` before ``h.10``."""
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", entry.name)]
+def _natural(entry: Entry) -> list[tuple[int, int, str]]:
+    """Order names as people do: ``h.2`` before ``h.10`` (digit runs compared by length, then digits)."""
+    key = []
+    for part in re.split(r"(\d+)", entry.name):
+        digits = part.lstrip("0")
+        key.append((0, len(digits), digits) if part.isdigit() else (1, 0, part))
+    return key
 
 
 # --------------------------------------------------------------------------- tensor data
@@ -403,13 +407,21 @@ def write(model: Model, path: str | os.PathLike[str], *, force: bool = False,
     """
     plan = _plan(model.tensors())
     header = _header_bytes(plan, _write_metadata(metadata))
-    inputs = (model.source,) if model.source else ()
-    with atomic_output(path, force=force, inputs=inputs) as temporary:
+    with atomic_output(path, force=force, inputs=_input_files(model)) as temporary:
         with open(temporary, "wb") as handle:
             handle.write(struct.pack("<Q", len(header)))
             handle.write(header)
             for item in plan:
                 _write_tensor(handle, item)
+
+
+def _input_files(model: Model) -> tuple[str, ...]:
+    """Files the model reads from (its source, and each shard of a sharded checkpoint): never overwritten."""
+    files = [model.source] if model.source else []
+    for resource in model._resources:
+        if isinstance(resource, Model):
+            files.extend(_input_files(resource))
+    return tuple(files)
 
 
 def _plan(tensors: list[Tensor]) -> list[_Planned]:
