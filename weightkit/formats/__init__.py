@@ -23,6 +23,7 @@ __all__ = ["FAMILIES", "WRITERS", "detect", "read", "write"]
 FAMILIES = (
     "keras_h5",
     "keras_zip",
+    "torch",
     "safetensors",
     "sharded",
 )
