@@ -31,6 +31,7 @@ FAMILIES = (
 #: Output format name → (module, file suffixes that choose it).
 WRITERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "safetensors": ("safetensors", (".safetensors",)),
+    "torch": ("torch_write", (".pt", ".pth", ".bin", ".ckpt")),
 }
 
 
