@@ -18,6 +18,8 @@ from .model import Layer, Model, Tensor, TensorSpec
 __all__ = [
     "load",
     "save",
+    "diff",
+    "check",
     "Model",
     "Layer",
     "Tensor",
@@ -62,3 +64,40 @@ def save(model: Model, path: str | os.PathLike[str], format: str | None = None, 
     from .formats import write
 
     write(model, path, format, force=force)
+
+
+def diff(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str], *, values: bool = False):  # noqa: ANN201
+    """Align two architectures layer by layer (any formats); returns a `weightkit.ops.diff.Diff`.
+
+    Example:
+        >>> result = weightkit.diff("resnet.h5", "resnet.onnx")
+        >>> result.differs, result.counts()
+    """
+    from .ops.diff import diff_models
+
+    with _opened(a) as first, _opened(b) as second:
+        return diff_models(first, second, values=values)
+
+
+def check(first: Model | str | os.PathLike[str], head: Model | str | os.PathLike[str] | None = None, *,
+          into: Model | str | os.PathLike[str] | None = None, input_shape: tuple[int, ...] | None = None):  # noqa: ANN201
+    """``check(backbone, head)``: does the head fit; ``check(checkpoint, into=model)``: would it load.
+
+    Returns a `weightkit.ops.check.CheckReport` whose findings carry the tensors involved and the fix.
+    """
+    from .errors import UsageError
+    from .ops.check import check_into, check_junction
+
+    if (head is None) == (into is None):
+        raise UsageError("call check(backbone, head) or check(checkpoint, into=model)")
+    with _opened(first) as a, _opened(into if into is not None else head) as b:
+        return check_into(a, b) if into is not None else check_junction(a, b, input_shape=input_shape)
+
+
+def _opened(value: Model | str | os.PathLike[str]) -> Model:
+    """A model as given, or loaded from a path (closed by the caller's ``with``)."""
+    if isinstance(value, Model):
+        from contextlib import nullcontext
+
+        return nullcontext(value)  # type: ignore[return-value]
+    return load(value)

@@ -17,6 +17,8 @@ __all__ = ["main"]
 #: command name → (module, one-line help)
 COMMANDS = {
     "inspect": ("inspect", "show what a weight file holds: format, layers, tensors, totals"),
+    "diff": ("diff", "compare two architectures layer by layer, across formats"),
+    "check": ("check", "does a head fit a backbone; what would loading a checkpoint into a model do"),
 }
 
 

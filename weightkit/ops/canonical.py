@@ -1,0 +1,126 @@
+"""The canonical view that lets files of different frameworks be compared.
+
+Kernels are seen in the PyTorch/ONNX layout (``OIHW``, ``OI``), separable
+convolutions as their depthwise and pointwise halves, names without the wrappers
+frameworks add (``module.``, ``_orig_mod.``, ``:0``). The original tensors stay
+untouched: this is a view computed on demand.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..model import Layer, Model, Tensor
+
+__all__ = ["Unit", "units", "canonical_shape", "canonical_array", "to_layout_of", "normalize_name", "WRAPPER_PREFIXES"]
+
+#: Prefixes that training wrappers add to every key: DataParallel, torch.compile, Lightning, EMA copies.
+WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.", "ema.", "model_ema.")
+
+# Axis permutation from each stored layout to the canonical one.
+_TO_CANONICAL = {
+    "HWIO": (3, 2, 0, 1),
+    "WIO": (2, 1, 0),
+    "DHWIO": (4, 3, 0, 1, 2),
+    "IO": (1, 0),
+    "HWOI": (3, 2, 0, 1),  # Keras Conv2DTranspose (h, w, out, in) → PyTorch (in, out, h, w)
+    "WOI": (2, 1, 0),
+}
+
+
+# Counters that frameworks keep beside the weights; they carry no architecture.
+_BOOKKEEPING = frozenset({"num_batches_tracked"})
+
+
+@dataclass
+class Unit:
+    """One weight-bearing piece of a model, as comparison sees it.
+
+    A layer is one unit, except a separable convolution, which is two (its depthwise
+    and pointwise halves), as PyTorch and ONNX store it.
+    """
+
+    path: str
+    layer: Layer
+    kind: str
+    tensors: dict[str, Tensor] = field(default_factory=dict)
+
+    @property
+    def signature(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        """Roles and canonical shapes: equal signatures mean interchangeable weights."""
+        return tuple(sorted((role, canonical_shape(t)) for role, t in self.tensors.items()))
+
+    @property
+    def name(self) -> str:
+        return normalize_name(self.path)
+
+
+def units(model: Model, *, weightless: bool = False) -> list[Unit]:
+    """The model's units in order: every leaf layer with tensors (and, if asked, without)."""
+    found = []
+    for path, layer in model.walk():
+        if layer.layers and not layer.tensors:
+            continue
+        if not layer.tensors and not weightless:
+            continue
+        if layer.kind == "separable_conv2d":
+            found.extend(_separable_halves(path, layer))
+        else:
+            tensors = {role: t for role, t in layer.tensors.items() if role not in _BOOKKEEPING}
+            found.append(Unit(path, layer, layer.kind, tensors))
+    return found
+
+
+def _separable_halves(path: str, layer: Layer) -> list[Unit]:
+    depthwise = {"weight": layer.tensors["depthwise_weight"]} if "depthwise_weight" in layer.tensors else {}
+    pointwise = {role.replace("pointwise_", ""): t for role, t in layer.tensors.items() if role != "depthwise_weight"}
+    return [Unit(f"{path}:depthwise", layer, "depthwise_conv2d", depthwise),
+            Unit(f"{path}:pointwise", layer, "conv2d", pointwise)]
+
+
+def canonical_shape(tensor: Tensor) -> tuple[int, ...]:
+    """The tensor's shape in the PyTorch/ONNX layout."""
+    shape = tensor.shape
+    if tensor.layout == "HWCM" and len(shape) == 4:
+        height, width, channels, multiplier = shape
+        return (channels * multiplier, 1, height, width)
+    if tensor.layout == "OIHW" or tensor.layout not in _TO_CANONICAL or len(shape) != len(_TO_CANONICAL[tensor.layout]):
+        return shape
+    return tuple(shape[axis] for axis in _TO_CANONICAL[tensor.layout])
+
+
+def canonical_array(tensor: Tensor) -> np.ndarray:
+    """The tensor's data in the PyTorch/ONNX layout (reads the data)."""
+    array = tensor.read()
+    if tensor.layout == "HWCM" and array.ndim == 4:
+        height, width, channels, multiplier = array.shape
+        return np.ascontiguousarray(array.reshape(height, width, 1, channels * multiplier).transpose(3, 2, 0, 1))
+    permutation = _TO_CANONICAL.get(tensor.layout or "")
+    if permutation is None or array.ndim != len(permutation):
+        return array
+    return np.ascontiguousarray(array.transpose(permutation))
+
+
+def to_layout_of(array: np.ndarray, target: Tensor) -> np.ndarray:
+    """A canonical-layout array rearranged into ``target``'s layout and shape."""
+    if target.layout == "HWCM" and array.ndim == 4:
+        return np.ascontiguousarray(array.transpose(2, 3, 1, 0).reshape(target.shape))
+    permutation = _TO_CANONICAL.get(target.layout or "")
+    if permutation is None or array.ndim != len(permutation):
+        return array
+    return np.ascontiguousarray(array.transpose(np.argsort(permutation)))
+
+
+def normalize_name(name: str) -> str:
+    """A name without what frameworks add around it: wrapper prefixes, ``:0``, Keras 1 suffixes."""
+    name = name.split(":", 1)[0] if re.search(r":\d+$", name) else name
+    changed = True
+    while changed:
+        changed = False
+        for prefix in WRAPPER_PREFIXES:
+            if name.startswith(prefix) and len(name) > len(prefix):
+                name, changed = name[len(prefix):], True
+    return name

@@ -1,0 +1,425 @@
+"""Will these weights go into that model? Every problem, and the fix, before a framework refuses.
+
+Two questions:
+
+- `check_into`: what loading a checkpoint into a model would do — missing,
+  unexpected, mis-shaped, mis-typed and mis-laid-out tensors — with the semantics
+  of the model's framework (PyTorch pairs keys, Keras pairs layers by position),
+  and for each problem a concrete fix.
+- `check_junction`: whether a head fits the features a backbone puts out, naming
+  the layer that produces N channels and the layer that expects M.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..formats._state_dict import layers_from_state_dict
+from ..model import Model, Tensor
+from .canonical import Unit, canonical_array, canonical_shape, to_layout_of, units
+from .diff import align
+from .fingerprint import fingerprint, recorded_backbone
+
+__all__ = ["Finding", "CheckReport", "check_into", "check_junction", "fixed_checkpoint", "check_document"]
+
+
+@dataclass
+class Finding:
+    """One problem (or a note) with the tensors involved and the fix.
+
+    ``kind`` is one of ``missing``, ``unexpected``, ``shape``, ``dtype``, ``layout``,
+    ``prefix``, ``head``, ``layer_count``, ``junction``, ``provenance``, ``fits``.
+    ``severity`` is ``error`` (the framework's load fails), ``warning`` (it loads but
+    something is wrong) or ``info``.
+    """
+
+    kind: str
+    severity: str
+    message: str
+    tensors: list[str] = field(default_factory=list)
+    fix: str | None = None
+
+
+@dataclass
+class CheckReport:
+    """Findings of a check; ``renames`` and ``drops`` are the fixes weightkit can apply itself."""
+
+    question: str  # "into" or "junction"
+    semantics: str  # "pytorch", "keras", "cross-format", "junction"
+    findings: list[Finding] = field(default_factory=list)
+    renames: dict[str, str] = field(default_factory=dict)
+    drops: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity in ("error", "warning") for f in self.findings)
+
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+
+def check_into(checkpoint: Model, model: Model) -> CheckReport:
+    """What loading ``checkpoint`` into ``model`` would do, with each problem's fix.
+
+    The model's framework decides the semantics: PyTorch-style key matching for
+    state dicts, safetensors and ONNX; Keras's by-position layer matching for Keras
+    files; a structural alignment when the two come from different frameworks.
+    """
+    if _framework(checkpoint) != _framework(model):
+        return _cross_format(checkpoint, model)
+    if _framework(model) == "keras":
+        return _keras_semantics(checkpoint, model)
+    return _keyed_semantics(checkpoint, model)
+
+
+def _framework(model: Model) -> str:
+    """``keras`` (layers paired by position) or ``keyed`` (tensors paired by name: PyTorch, safetensors, ONNX)."""
+    return "keras" if model.framework == "keras" else "keyed"
+
+
+def fixed_checkpoint(checkpoint: Model, model: Model, report: CheckReport) -> Model:
+    """The checkpoint with the fixes weightkit can apply: keys renamed, tensors dropped, kernels re-laid out.
+
+    The result is a flat collection of tensors named as ``model`` names them; write it
+    with `weightkit.save`. Data is read lazily, one tensor at a time, when it is saved.
+    """
+    wanted = {t.name: t for t in model.tensors()}
+    fixed = []
+    for tensor in checkpoint.tensors():
+        name = report.renames.get(tensor.name, tensor.name)
+        if tensor.name in report.drops or name in report.drops:
+            continue
+        target = wanted.get(name)
+        fixed.append(_relaid(tensor, name, target))
+    return Model(layers=layers_from_state_dict(fixed), format="state-dict", framework=model.framework,
+                 metadata={"fixed_from": checkpoint.source})
+
+
+def _relaid(tensor: Tensor, name: str, target: Tensor | None) -> Tensor:
+    if target is None or None in (tensor.layout, target.layout) or tensor.layout == target.layout:
+        return Tensor(name, tensor.shape, tensor.dtype, layout=tensor.layout, loader=tensor.loader)
+    return Tensor(name, target.shape, tensor.dtype, layout=target.layout,
+                  loader=lambda: to_layout_of(canonical_array(tensor), target))
+
+
+# ---- PyTorch semantics: keys ------------------------------------------------------------------
+
+
+def _keyed_semantics(checkpoint: Model, model: Model) -> CheckReport:
+    report = CheckReport("into", "pytorch")
+    stored = {t.name: t for t in checkpoint.tensors()}
+    wanted = {t.name: t for t in model.tensors()}
+    renames = _prefix_renames(list(stored), list(wanted))
+    if renames:
+        report.renames = renames
+        report.findings.append(_prefix_finding(renames))
+        stored = {renames.get(name, name): tensor for name, tensor in stored.items()}
+    mismatched = _compare_common(stored, wanted, report)
+    _head_or_shape(mismatched, model, report)
+    _missing_and_unexpected(stored, wanted, report)
+    return report
+
+
+def _prefix_renames(stored: list[str], wanted: list[str]) -> dict[str, str]:
+    """Key renames that strip or add one common prefix, if they make more keys match."""
+    wanted_set = set(wanted)
+    best: dict[str, str] = {}
+    best_gain = sum(name in wanted_set for name in stored)
+    for strip, add in _prefix_candidates(stored, wanted):
+        renames = {n: add + n[len(strip):] for n in stored if n.startswith(strip) and n != add + n[len(strip):]}
+        gain = sum(renames.get(name, name) in wanted_set for name in stored)
+        if gain > best_gain:
+            best, best_gain = renames, gain
+    return best
+
+
+def _prefix_candidates(stored: list[str], wanted: list[str]) -> list[tuple[str, str]]:
+    def heads(names: list[str]) -> set[str]:
+        found = set()
+        for name in names:
+            parts = name.split(".")
+            for depth in (1, 2):
+                if len(parts) > depth:
+                    found.add(".".join(parts[:depth]) + ".")
+        return found
+
+    stored_heads, wanted_heads = heads(stored), heads(wanted)
+    candidates = [(prefix, "") for prefix in stored_heads - wanted_heads]
+    candidates += [("", prefix) for prefix in wanted_heads - stored_heads]
+    candidates += [(a, b) for a in stored_heads - wanted_heads for b in wanted_heads - stored_heads]
+    return candidates
+
+
+def _prefix_finding(renames: dict[str, str]) -> Finding:
+    old, new = next(iter(renames.items()))
+    change = _common_change(old, new)
+    return Finding("prefix", "error", f"{len(renames)} checkpoint keys carry another prefix: {change} "
+                   f"(e.g. {old!r} is {new!r} in the model)", list(renames),
+                   fix=f"{change} in every key: `weightkit check CHECKPOINT --into MODEL --fix OUT` writes the "
+                   "renamed checkpoint")
+
+
+def _common_change(old: str, new: str) -> str:
+    suffix = 0
+    while suffix < min(len(old), len(new)) and old[-1 - suffix] == new[-1 - suffix]:
+        suffix += 1
+    removed, added = old[: len(old) - suffix], new[: len(new) - suffix]
+    if removed and added:
+        return f"replace {removed!r} with {added!r}"
+    return f"strip {removed!r}" if removed else f"add {added!r}"
+
+
+def _compare_common(stored: dict[str, Tensor], wanted: dict[str, Tensor],
+                    report: CheckReport) -> list[tuple[str, Tensor, Tensor]]:
+    mismatched = []
+    for name in wanted:
+        have, want = stored.get(name), wanted[name]
+        if have is None:
+            continue
+        if have.shape != want.shape:
+            if canonical_shape(have) == canonical_shape(want) or have.shape == tuple(reversed(want.shape)):
+                report.findings.append(_layout_finding(name, have, want))
+            else:
+                mismatched.append((name, have, want))
+        elif have.dtype != want.dtype:
+            report.findings.append(Finding("dtype", "info", f"{name}: checkpoint {have.dtype}, model {want.dtype}",
+                                           [name], fix="PyTorch casts on load; nothing to do unless precision matters"))
+    return mismatched
+
+
+def _layout_finding(name: str, have: Tensor, want: Tensor) -> Finding:
+    return Finding("layout", "error", f"{name}: checkpoint {list(have.shape)} ({have.layout or '?'}), model "
+                   f"{list(want.shape)} ({want.layout or '?'}): the same kernel in another axis order", [name],
+                   fix=f"transpose it from {have.layout or 'the stored order'} to {want.layout or 'the model order'}; "
+                   "`--fix` writes the checkpoint with kernels in the model's layout")
+
+
+def _head_or_shape(mismatched: list[tuple[str, Tensor, Tensor]], model: Model, report: CheckReport) -> None:
+    """Size mismatches confined to the model's last layers are a head for another number of classes."""
+    if not mismatched:
+        return
+    names = [name for name, _, _ in mismatched]
+    order = [t.name for t in model.tensors()]
+    tail = set(order[-max(len(names) * 2, 4):])
+    for name, have, want in mismatched:
+        report.findings.append(Finding("shape", "error", f"size mismatch for {name}: checkpoint {list(have.shape)}, "
+                                       f"model {list(want.shape)}", [name],
+                                       fix="this tensor cannot be loaded: the architectures differ here"))
+    if all(name in tail for name in names):
+        layers = list(dict.fromkeys(name.rsplit(".", 1)[0] for name in names))
+        report.drops.extend(names)
+        report.findings.append(Finding(
+            "head", "error", f"only the last layers differ in size — a head for another number of classes: "
+            f"{', '.join(layers)}", names,
+            fix=f"load the backbone only: drop {', '.join(names)} (`--fix OUT` writes that checkpoint), then "
+            f"load_state_dict(..., strict=False): {', '.join(layers)} keep their initialization"))
+
+
+def _missing_and_unexpected(stored: dict[str, Tensor], wanted: dict[str, Tensor], report: CheckReport) -> None:
+    missing = [name for name in wanted if name not in stored]
+    unexpected = [name for name in stored if name not in wanted]
+    for names, kind, where in ((missing, "missing", "the model has but the checkpoint lacks"),
+                               (unexpected, "unexpected", "the checkpoint has but the model lacks")):
+        for block, members in _blocks(names).items():
+            report.findings.append(Finding(
+                kind, "error", f"{len(members)} tensor(s) {where}: {block}", members,
+                fix=("these layers keep their initialization: load with strict=False if that is intended"
+                     if kind == "missing" else "drop them (`--fix`) or load with strict=False")))
+        if kind == "unexpected":
+            report.drops.extend(name for name in names if name not in report.drops)
+
+
+def _blocks(names: list[str]) -> dict[str, list[str]]:
+    """Group keys by their first two path components: ``layer4.1.conv2.weight`` → ``layer4.1``."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        parts = name.split(".")
+        groups.setdefault(".".join(parts[:2]) if len(parts) > 2 else parts[0], []).append(name)
+    return groups
+
+
+# ---- Keras semantics: weighted layers paired by position --------------------------------------
+
+
+def _keras_semantics(checkpoint: Model, model: Model) -> CheckReport:
+    report = CheckReport("into", "keras")
+    stored = [layer for layer in checkpoint.layers if layer.all_tensors()]
+    wanted = [layer for layer in model.layers if layer.all_tensors()]
+    if len(stored) != len(wanted):
+        report.findings.append(_layer_count_finding(checkpoint, model, stored, wanted))
+    names_match = {layer.name for layer in wanted} <= {layer.name for layer in stored}
+    for position, (have, want) in enumerate(zip(stored, wanted)):
+        if len(stored) != len(wanted) and not names_match:
+            break
+        if names_match:
+            have = next(layer for layer in stored if layer.name == want.name)
+        _compare_layers(position, have, want, report, by_name=names_match)
+    return report
+
+
+def _layer_count_finding(checkpoint: Model, model: Model, stored: list, wanted: list) -> Finding:
+    pairs = align(units(checkpoint), units(model))
+    missing = [(i, p.b.path) for i, p in enumerate(pairs) if p.a is None and p.b is not None]
+    extra = [p.a.path for p in pairs if p.b is None and p.a is not None]
+    positions = {layer.name: index for index, layer in enumerate(wanted)}
+    detail = "; ".join(f"model layer {name!r} (weighted layer #{positions.get(name.split('/')[0], '?')}) has no "
+                       "weights in the file" for _, name in missing)
+    if extra:
+        detail += ("; " if detail else "") + "file layers with no counterpart: " + ", ".join(extra)
+    shared = {layer.name for layer in wanted} & {layer.name for layer in stored}
+    fix = ("load by name: model.load_weights(path, by_name=True, skip_mismatch=True) for a legacy .h5 "
+           "(the layers without weights keep their initialization)" if len(shared) * 2 >= len(wanted)
+           else "this file was saved from another architecture: build the model that wrote it")
+    return Finding("layer_count", "error",
+                   f"the file has {len(stored)} layers with weights, the model {len(wanted)}: Keras pairs them by "
+                   f"position and refuses ({detail or 'the layers differ'})",
+                   [name for _, name in missing] + extra, fix=fix)
+
+
+def _compare_layers(position: int, have, want, report: CheckReport, by_name: bool) -> None:
+    have_tensors, want_tensors = have.all_tensors(), want.all_tensors()
+    where = f"layer {want.name!r}" + ("" if by_name else f" (weighted layer #{position}, file layer {have.name!r})")
+    if len(have_tensors) != len(want_tensors):
+        report.findings.append(Finding("shape", "error", f"{where} expects {len(want_tensors)} weights, the file has "
+                                       f"{len(have_tensors)}", [t.name for t in have_tensors],
+                                       fix="load by name with skip_mismatch=True to leave it initialized"))
+        return
+    for have_tensor, want_tensor in zip(have_tensors, want_tensors):
+        if have_tensor.shape != want_tensor.shape:
+            kind = "layout" if canonical_shape(have_tensor) == canonical_shape(want_tensor) else "shape"
+            report.findings.append(Finding(
+                kind, "error", f"{where}: {want_tensor.role or want_tensor.name} is {list(want_tensor.shape)} in the "
+                f"model, {list(have_tensor.shape)} in the file", [have_tensor.name],
+                fix=("transpose the kernel to the model's layout" if kind == "layout" else
+                     "load with model.load_weights(path, by_name=True, skip_mismatch=True) (legacy .h5) or "
+                     "skip_mismatch=True (.weights.h5): this layer keeps its initialization")))
+
+
+# ---- different frameworks: structural alignment -----------------------------------------------
+
+
+def _cross_format(checkpoint: Model, model: Model) -> CheckReport:
+    report = CheckReport("into", "cross-format")
+    for pair in align(units(checkpoint), units(model)):
+        if pair.a is None:
+            report.findings.append(Finding("missing", "error", f"model layer {pair.b.path!r} has no counterpart in "
+                                           "the checkpoint", [t.name for t in pair.b.tensors.values()],
+                                           fix="it keeps its initialization"))
+        elif pair.b is None:
+            report.findings.append(Finding("unexpected", "error", f"checkpoint layer {pair.a.path!r} has no "
+                                           "counterpart in the model", [t.name for t in pair.a.tensors.values()],
+                                           fix="drop it"))
+        else:
+            _cross_pair(pair.a, pair.b, report)
+    return report
+
+
+def _cross_pair(have: Unit, want: Unit, report: CheckReport) -> None:
+    for role, want_tensor in want.tensors.items():
+        have_tensor = have.tensors.get(role)
+        if have_tensor is None:
+            report.findings.append(Finding("missing", "error", f"{want_tensor.name}: no {role} in checkpoint layer "
+                                           f"{have.path!r}", [want_tensor.name]))
+        elif canonical_shape(have_tensor) != canonical_shape(want_tensor):
+            report.findings.append(Finding("shape", "error", f"{want_tensor.name}: model {list(want_tensor.shape)}, "
+                                           f"checkpoint {have_tensor.name} {list(have_tensor.shape)}", [want_tensor.name]))
+        else:
+            report.renames[have_tensor.name] = want_tensor.name
+            if have_tensor.shape != want_tensor.shape:
+                report.findings.append(_layout_finding(want_tensor.name, have_tensor, want_tensor))
+
+
+# ---- the junction between a backbone and a head -----------------------------------------------
+
+
+def check_junction(backbone: Model, head: Model, *, input_shape: tuple[int, ...] | None = None) -> CheckReport:
+    """Does ``head`` take what ``backbone`` puts out? Names both layers and both numbers."""
+    report = CheckReport("junction", "junction")
+    produced, producer, feature_map = _backbone_output(backbone, input_shape)
+    expected, consumer = _head_input(head)
+    if produced is None or expected is None:
+        report.findings.append(Finding("junction", "warning", "cannot tell the channels at the junction: "
+                                       f"backbone {producer or '?'} puts out {produced or '?'}, head {consumer or '?'} "
+                                       f"takes {expected or '?'}"))
+    elif produced != expected:
+        report.findings.append(Finding(
+            "junction", "error", f"backbone layer {producer!r} puts out {produced} channels"
+            + (f" (feature map {list(feature_map)})" if feature_map else "")
+            + f"; head layer {consumer!r} expects {expected}", [producer, consumer],
+            fix=f"use a head made for a {produced}-channel backbone, or a backbone that puts out {expected} channels"))
+    else:
+        report.findings.append(Finding("fits", "info", f"backbone layer {producer!r} puts out {produced} channels"
+                                       + (f" (feature map {list(feature_map)})" if feature_map else "")
+                                       + f", head layer {consumer!r} takes {expected}"))
+    _provenance(backbone, head, report)
+    return report
+
+
+def _backbone_output(backbone: Model, input_shape: tuple[int, ...] | None) -> tuple[int | None, str | None, tuple | None]:
+    if backbone.has_graph and backbone.framework == "keras" and backbone.config is not None:
+        from ..keras_arch import infer_shapes, parse_config
+
+        root = parse_config(backbone.config)
+        inputs = [(None, *input_shape)] if input_shape else None
+        shapes = infer_shapes(root, inputs)
+        name = (root.output_names or [root.layers[-1].name])[0]
+        shape = shapes.get(name)
+        if shape is not None and isinstance(shape[-1], int):
+            return shape[-1], name, shape
+    last = _weighted_units(backbone)[-1:] if _weighted_units(backbone) else []
+    for unit in last:
+        return _out_channels(unit), unit.path, None
+    return None, None, None
+
+
+def _head_input(head: Model) -> tuple[int | None, str | None]:
+    for unit in _weighted_units(head)[:1]:
+        return _in_channels(unit), unit.path
+    return None, None
+
+
+def _weighted_units(model: Model) -> list[Unit]:
+    return [unit for unit in units(model) if "weight" in unit.tensors or "running_mean" in unit.tensors]
+
+
+def _out_channels(unit: Unit) -> int | None:
+    tensor = unit.tensors.get("weight") or unit.tensors.get("running_mean")
+    return canonical_shape(tensor)[0] if tensor is not None and tensor.ndim else None
+
+
+def _in_channels(unit: Unit) -> int | None:
+    tensor = unit.tensors.get("weight")
+    if tensor is None or unit.kind in ("batch_norm", "layer_norm", "norm", "depthwise_conv2d"):
+        tensor = tensor or unit.tensors.get("running_mean")
+        return canonical_shape(tensor)[0] if tensor is not None and tensor.ndim else None
+    shape = canonical_shape(tensor)
+    return shape[1] if len(shape) >= 2 else None
+
+
+def _provenance(backbone: Model, head: Model, report: CheckReport) -> None:
+    recorded = recorded_backbone(head)
+    if recorded is None:
+        return
+    actual = fingerprint(backbone)
+    if actual != recorded:
+        report.findings.append(Finding(
+            "provenance", "warning", "the head was trained on another backbone (its recorded fingerprint "
+            f"{recorded[:19]}… differs from this backbone's {actual[:19]}…): loading will succeed, "
+            "accuracy will not", fix="pair the head with the backbone it was cut from, or fine-tune it on this one"))
+    else:
+        report.findings.append(Finding("provenance", "info", "the head was cut from this very backbone"))
+
+
+def check_document(report: CheckReport) -> dict:
+    """The report as JSON-ready data (``weightkit check --json``; see docs/json.md)."""
+    from .inspect import SCHEMA_VERSION
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "question": report.question,
+        "semantics": report.semantics,
+        "ok": report.ok,
+        "findings": [finding.__dict__ for finding in report.findings],
+        "renames": report.renames,
+        "drops": report.drops,
+    }
