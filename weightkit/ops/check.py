@@ -154,7 +154,7 @@ def _prefix_finding(renames: dict[str, str]) -> Finding:
     old, new = next(iter(renames.items()))
     change = _common_change(old, new)
     return Finding("prefix", "error", f"{len(renames)} checkpoint keys carry another prefix: {change} "
-                   f"(e.g. {old!r} is {new!r} in the model)", list(renames),
+                   f"(e.g. {old!r} is {new!r} in the model)", [*renames, *renames.values()],
                    fix=f"{change} in every key: `weightkit check CHECKPOINT --into MODEL --fix OUT` writes the "
                    "renamed checkpoint")
 
@@ -195,24 +195,38 @@ def _layout_finding(name: str, have: Tensor, want: Tensor) -> Finding:
 
 
 def _head_or_shape(mismatched: list[tuple[str, Tensor, Tensor]], model: Model, report: CheckReport) -> None:
-    """Size mismatches confined to the model's last layers are a head for another number of classes."""
-    if not mismatched:
-        return
-    names = [name for name, _, _ in mismatched]
-    order = [t.name for t in model.tensors()]
-    tail = set(order[-max(len(names) * 2, 4):])
+    """Size mismatches only in the output size of terminal layers are a head for another number of classes."""
     for name, have, want in mismatched:
         report.findings.append(Finding("shape", "error", f"size mismatch for {name}: checkpoint {list(have.shape)}, "
                                        f"model {list(want.shape)}", [name],
                                        fix="this tensor cannot be loaded: the architectures differ here"))
-    if all(name in tail for name in names):
-        layers = list(dict.fromkeys(name.rsplit(".", 1)[0] for name in names))
-        report.drops.extend(names)
-        report.findings.append(Finding(
-            "head", "error", f"only the last layers differ in size — a head for another number of classes: "
-            f"{', '.join(layers)}", names,
-            fix=f"load the backbone only: drop {', '.join(names)} (`--fix OUT` writes that checkpoint), then "
-            f"load_state_dict(..., strict=False): {', '.join(layers)} keep their initialization"))
+    if not mismatched or not all(_only_outputs_differ(have, want) for _, have, want in mismatched):
+        return
+    names = [name for name, _, _ in mismatched]
+    layers = list(dict.fromkeys(name.rsplit(".", 1)[0] for name in names))
+    if not all(_is_terminal(layer, model) for layer in layers):
+        return
+    report.drops.extend(names)
+    report.findings.append(Finding(
+        "head", "error", f"only the output layer differs in size — a head for another number of classes: "
+        f"{', '.join(layers)}", names,
+        fix=f"load the backbone only: drop {', '.join(names)} (`--fix OUT` writes that checkpoint), then "
+        f"load_state_dict(..., strict=False): {', '.join(layers)} keep their initialization"))
+
+
+def _only_outputs_differ(have: Tensor, want: Tensor) -> bool:
+    return have.ndim == want.ndim and have.ndim >= 1 and have.shape[1:] == want.shape[1:]
+
+
+def _is_terminal(layer_path: str, model: Model) -> bool:
+    """No other layer of ``model`` takes this layer's outputs as its inputs (or it is the last one)."""
+    found = units(model)
+    unit = next((u for u in found if u.path == layer_path), None)
+    if unit is None:
+        return False
+    produced = _out_channels(unit)
+    consumers = [u for u in found if u is not unit and _in_channels(u) == produced]
+    return not consumers or found[-1] is unit
 
 
 def _missing_and_unexpected(stored: dict[str, Tensor], wanted: dict[str, Tensor], report: CheckReport) -> None:
