@@ -19,8 +19,9 @@ from . import keras_v3
 from ._hdf5 import HDF5_SIGNATURE, H5Source, attr_json, attr_text, dataset_tensor, name_list
 from ._probe import Probe
 from ..keras_arch import ConfigLayer, output_specs, parse_config
+from ..ops.fingerprint import PROVENANCE_KEY
 
-__all__ = ["sniff", "read", "read_source"]
+__all__ = ["sniff", "read", "read_source", "write"]
 
 LABEL = "Keras .h5 files (full models and weights, Keras 1 to 3, .weights.h5)"
 
@@ -278,7 +279,8 @@ def _extras(file: Any, source: H5Source) -> dict[str, list[Tensor]]:
 
 
 def _metadata(file: Any, version: str | None, backend: str | None, layers: list[Layer], path: Path) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"writer": _writer(version, layers), "backend": backend}
+    metadata: dict[str, Any] = {"writer": _writer(version, layers), "backend": backend,
+                                PROVENANCE_KEY: attr_text(file, PROVENANCE_KEY)}
     training = attr_json(file, "training_config", path)
     if isinstance(training, dict):
         optimizer = training.get("optimizer_config", {})
@@ -307,3 +309,19 @@ def _describe(file: Any) -> str:
     file.visititems(lambda name, obj: (datasets if hasattr(obj, "shape") else groups).append(name))
     top = ", ".join(sorted(file.keys())[:6]) or "nothing"
     return f"{len(groups)} groups and {len(datasets)} datasets, top level: {top}"
+
+
+def write(model: Model, path: Any, *, force: bool = False) -> None:
+    """Write ``model`` as a legacy Keras ``.h5``: a full model when it has a Keras config, else weights only.
+
+    Keras loads the result with ``keras.models.load_model`` (full model) or
+    ``model.load_weights`` (either). Tensors are copied one at a time.
+    """
+    import h5py
+
+    from .._atomic import atomic_output
+    from ._keras_write import write_legacy
+
+    with atomic_output(path, force=force, inputs=(model.source,) if model.source else ()) as temporary:
+        with h5py.File(temporary, "w") as file:
+            write_legacy(file, model)

@@ -17,7 +17,7 @@ from ..model import Layer, Model, Tensor
 from ._hdf5 import H5Source, attr_text, dataset_tensor
 from ..keras_arch import ConfigLayer
 
-__all__ = ["is_weights_store", "read_weights_file", "read_store"]
+__all__ = ["is_weights_store", "read_weights_file", "read_store", "write", "replay_names", "saved_layers"]
 
 _LAYERS = ("layers", "_layer_checkpoint_dependencies")
 
@@ -82,9 +82,9 @@ def _container_layers(group: Any, config: ConfigLayer | None, source: H5Source, 
     if config is None:
         return [_layer_from_group(container[key], None, source, frozen) for key in sorted(container, key=_natural)]
     by_name = {attr_text(g["vars"], "name"): g for g in container.values() if "vars" in g}
-    replayed = _replay_names(config)
+    replayed = replay_names(config)
     layers = []
-    for sub in _saved_layers(config):
+    for sub in saved_layers(config):
         found = by_name.get(sub.name)
         if found is None:
             found = container.get(replayed.get(sub.name, ""))
@@ -92,11 +92,11 @@ def _container_layers(group: Any, config: ConfigLayer | None, source: H5Source, 
     return layers
 
 
-def _replay_names(config: ConfigLayer) -> dict[str, str]:
+def replay_names(config: ConfigLayer) -> dict[str, str]:
     """Keras's own group names for ``config``'s layers: snake_case class, made unique with _1, _2."""
     used: dict[str, int] = {}
     names = {}
-    for sub in _saved_layers(config):
+    for sub in saved_layers(config):
         base = _snake(sub.class_name)
         count = used.get(base, 0)
         used[base] = count + 1
@@ -104,7 +104,7 @@ def _replay_names(config: ConfigLayer) -> dict[str, str]:
     return names
 
 
-def _saved_layers(config: ConfigLayer) -> list[ConfigLayer]:
+def saved_layers(config: ConfigLayer) -> list[ConfigLayer]:
     """The config's entries that are in Keras's ``model.layers`` (and so in the store)."""
     sequential = config.class_name == "Sequential"
     return [sub for sub in config.layers
@@ -206,3 +206,15 @@ def _snake(name: str) -> str:
 def _natural(key: str) -> tuple[Any, ...]:
     """Sort ``vars/10`` after ``vars/2``, ``conv2d_10`` after ``conv2d_2``."""
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key))
+
+
+def write(model: Model, path: Any, *, force: bool = False) -> None:
+    """Write ``model`` as a Keras 3 ``.weights.h5`` (needs its Keras config to name the groups as Keras does)."""
+    import h5py
+
+    from .._atomic import atomic_output
+    from ._keras_write import write_store
+
+    with atomic_output(path, force=force, inputs=(model.source,) if model.source else ()) as temporary:
+        with h5py.File(temporary, "w") as file:
+            write_store(file, model)

@@ -15,10 +15,11 @@ from ..model import Model
 from . import keras_v3
 from ._hdf5 import H5Source
 from ._probe import Probe
+from ..ops.fingerprint import PROVENANCE_KEY
 from ._zip import open_member, open_zip
 from ..keras_arch import output_specs, parse_config
 
-__all__ = ["sniff", "read"]
+__all__ = ["sniff", "read", "write"]
 
 LABEL = "Keras .keras archives"
 _MAX_JSON_BYTES = 256 * 1024 * 1024
@@ -57,11 +58,14 @@ def read(probe: Probe) -> Model:
         source.close()
         raise
     version = metadata.get("keras_version") if isinstance(metadata, dict) else None
+    provenance = metadata.get(PROVENANCE_KEY) if isinstance(metadata, dict) else None
     model = Model(
         layers=layers, format="keras-zip", framework="keras", framework_version=version, has_graph=True,
         inputs=root.input_specs(), outputs=output_specs(root), extras=extras, config=config_data, source=str(path),
         metadata=_metadata(metadata, version, names),
     )
+    if isinstance(provenance, str):
+        model.metadata[PROVENANCE_KEY] = provenance
     model._resources.append(source)
     return model
 
@@ -85,3 +89,43 @@ def _metadata(metadata: Any, version: str | None, names: list[str]) -> dict[str,
     if assets:
         result["assets"] = len(assets)
     return result
+
+
+def write(model: Model, path: Any, *, force: bool = False) -> None:
+    """Write ``model`` as a ``.keras`` archive that ``keras.models.load_model`` opens.
+
+    Needs a Keras 3 config (``.keras`` files, or ``.h5`` written by Keras 3): older
+    configs are refused with a hint to write ``.h5`` instead.
+    """
+    import datetime
+    import tempfile
+    from pathlib import Path
+
+    import h5py
+
+    from .._atomic import atomic_output
+    from ._keras_write import keras_version, write_store
+
+    if not _is_keras3_config(model):
+        raise UnsupportedError(".keras needs a Keras 3 architecture; this model's config is older or absent",
+                               hint="write a .h5 file instead")
+    metadata = {"keras_version": keras_version(model),
+                "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
+    if PROVENANCE_KEY in model.metadata:
+        metadata[PROVENANCE_KEY] = model.metadata[PROVENANCE_KEY]
+    with atomic_output(path, force=force, inputs=(model.source,) if model.source else ()) as temporary:
+        with tempfile.TemporaryDirectory(dir=Path(temporary).parent) as scratch:
+            weights = Path(scratch) / "model.weights.h5"
+            with h5py.File(weights, "w") as file:
+                write_store(file, model)
+            with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_STORED) as archive:
+                archive.writestr("metadata.json", json.dumps(metadata))
+                archive.writestr("config.json", json.dumps(model.config))
+                archive.write(weights, "model.weights.h5")
+
+
+def _is_keras3_config(model: Model) -> bool:
+    config = model.config
+    if not isinstance(config, dict) or model.framework != "keras":
+        return False
+    return "module" in config  # what .keras configs (serialize_keras_object) carry and legacy ones lack
