@@ -30,6 +30,9 @@ FAMILIES = (
 
 #: Output format name → (module, file suffixes that choose it).
 WRITERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "keras-weights": ("keras_v3", (".weights.h5",)),
+    "keras-h5": ("keras_h5", (".h5", ".hdf5")),
+    "keras": ("keras_zip", (".keras",)),
     "safetensors": ("safetensors", (".safetensors",)),
     "torch": ("torch_write", (".pt", ".pth", ".bin", ".ckpt")),
 }
