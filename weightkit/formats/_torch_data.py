@@ -12,6 +12,9 @@ from __future__ import annotations
 import math
 import sys
 import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,18 @@ from ..model import Tensor
 from ._torch_pickle import StorageRef, TorchTensor, element_size
 from ._zip import member_offset, open_member
 
-__all__ = ["StorageFile", "ZipStorages", "to_tensor"]
+__all__ = ["StorageFile", "ZipStorages", "to_tensor", "zip_errors"]
+
+
+@contextmanager
+def zip_errors(path: Path, what: str) -> Iterator[None]:
+    """Turn what Python's zipfile raises on a damaged archive into one FileFormatError."""
+    try:
+        yield
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, zlib.error,
+            OverflowError) as exc:
+        raise FileFormatError(f"cannot read {what}: {exc}", path=path,
+                              hint="the file is truncated or corrupted") from None
 
 
 class StorageFile:
@@ -80,12 +94,16 @@ class ZipStorages(StorageFile):
 
     def read(self, key: str, start: int, count: int) -> np.ndarray:
         info = self._infos[self._prefix + key]
-        if info.compress_type != zipfile.ZIP_STORED:
-            with open_member(self._archive, info.filename, self.path) as member:
-                member.seek(start)
-                return np.frombuffer(bytearray(member.read(count)), dtype=np.uint8)
-        if key not in self.runs:
-            self.runs[key] = (member_offset(self._archive, info, self.path), info.file_size)
+        with zip_errors(self.path, f"zip member {info.filename}"):
+            if info.compress_type != zipfile.ZIP_STORED:
+                with open_member(self._archive, info.filename, self.path) as member:
+                    member.seek(start)
+                    data = member.read(count)
+                if len(data) != count:
+                    raise FileFormatError(f"zip member {info.filename} is shorter than declared", path=self.path)
+                return np.frombuffer(bytearray(data), dtype=np.uint8)
+            if key not in self.runs:
+                self.runs[key] = (member_offset(self._archive, info, self.path), info.file_size)
         return super().read(key, start, count)
 
     def close(self) -> None:

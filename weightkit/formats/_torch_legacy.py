@@ -16,7 +16,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import FileFormatError, UnsupportedError
+from ..errors import FileFormatError, UnsafeFileError, UnsupportedError
 from ._torch_data import StorageFile
 from ._torch_pickle import TORCH_ALLOWLIST, StorageKind, StorageRef, TorchTensor, element_size, storage_from_pid
 from ._unpickler import BASE_ALLOWLIST, ClassRef, Global, Unpickler
@@ -55,8 +55,20 @@ def read_stream(path: Path) -> tuple[Any, StorageFile, dict[str, Any]]:
         keys = keys_reader.load()
         storages = StorageFile(path, "little")
         end = _locate_storages(data, keys_reader.pos, keys, refs, storages, path)
-    metadata = _stream_metadata(sys_info, modules, end, path)
-    return root, storages, metadata
+        _refuse_trailer(data, end, path)
+    return root, storages, _stream_metadata(sys_info, modules)
+
+
+def _refuse_trailer(data: mmap.mmap, end: int, path: Path) -> None:
+    """torch.save writes nothing after the last storage; bytes there are hidden data, never read."""
+    extra = len(data) - end
+    if extra <= 0:
+        return
+    if data[end:end + 1] == b"\x80":
+        raise UnsafeFileError(f"{extra} bytes after the last storage hold an extra pickle, which torch.save "
+                              "never writes; refused", path=path, hint="the file may be malicious")
+    raise FileFormatError(f"{extra} unexpected bytes follow the last storage", path=path,
+                          hint="the file is corrupted, or holds more than one checkpoint")
 
 
 def _mapped(path: Path) -> mmap.mmap:
@@ -125,7 +137,7 @@ def _unpack(fmt: struct.Struct, data: mmap.mmap, position: int, path: Path, what
     return fmt.unpack(data[position:position + fmt.size])[0]
 
 
-def _stream_metadata(sys_info: dict[str, Any], modules: list[str], end: int, path: Path) -> dict[str, Any]:
+def _stream_metadata(sys_info: dict[str, Any], modules: list[str]) -> dict[str, Any]:
     metadata: dict[str, Any] = {"writer": "torch.save (legacy format, before torch 1.6)"}
     if "little_endian" in sys_info:
         metadata["byteorder"] = "little" if sys_info.get("little_endian") else "big (data still little-endian)"
@@ -134,8 +146,6 @@ def _stream_metadata(sys_info: dict[str, Any], modules: list[str], end: int, pat
         metadata["type_sizes"] = {str(k): v for k, v in sizes.items() if isinstance(v, int)}
     if modules:
         metadata["module_source_saved"] = len(modules)
-    if end < path.stat().st_size:
-        metadata["trailing_bytes"] = path.stat().st_size - end
     return metadata
 
 

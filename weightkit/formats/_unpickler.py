@@ -56,7 +56,6 @@ BLOCKED_MODULES = frozenset({
 _PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_MAX_LINE = 1024
 _MAX_NESTING = 200
 
 
@@ -246,9 +245,9 @@ class Unpickler:
         return fmt.unpack(self._read(fmt.size))[0]
 
     def _readline(self) -> bytes:
-        end = self.data.find(b"\n", self.pos, self.pos + _MAX_LINE)
+        end = self.data.find(b"\n", self.pos)
         if end < 0:
-            raise _Corrupt("a text line runs past its limit or the end of the data")
+            raise _Corrupt("a text line runs past the end of the data")
         line = self.data[self.pos:end]
         self.pos = end + 1
         return line

@@ -18,7 +18,7 @@ from ..errors import FileFormatError, UnsafeFileError, UnsupportedError
 from ..model import Model
 from . import _torch_legacy
 from ._probe import Probe
-from ._torch_data import StorageFile, ZipStorages
+from ._torch_data import StorageFile, ZipStorages, zip_errors
 from ._torch_model import build_model
 from ._torch_pickle import TORCH_ALLOWLIST, StorageRef, storage_from_pid
 from ._torch_tree import describe
@@ -76,7 +76,8 @@ def _folder(names: list[str]) -> str | None:
 
 
 def _read_zip(path: Path) -> Model:
-    archive = open_zip(path)
+    with zip_errors(path, "the zip archive"):
+        archive = open_zip(path)
     try:
         folder = _folder(archive.namelist())
         if folder is None or f"{folder}/data.pkl" not in archive.namelist():
@@ -106,7 +107,7 @@ def _unpickle_member(archive: zipfile.ZipFile, name: str, path: Path, directory:
     info = archive.getinfo(name)
     if info.file_size > MAX_PICKLE_BYTES:
         raise UnsafeFileError(f"{name} claims {info.file_size} bytes; refused (limit {MAX_PICKLE_BYTES})", path=path)
-    with open_member(archive, name, path) as member:
+    with zip_errors(path, name), open_member(archive, name, path) as member:
         data = member.read()
     if len(data) != info.file_size:
         raise FileFormatError(f"{name} is shorter than its zip entry says", path=path, hint="the file is truncated")
@@ -136,7 +137,7 @@ def _record(archive: zipfile.ZipFile, name: str, path: Path) -> str | None:
         return None
     if info.file_size > _MAX_RECORD_BYTES:
         raise FileFormatError(f"record {name} is {info.file_size} bytes, too long for what it holds", path=path)
-    with open_member(archive, name, path) as member:
+    with zip_errors(path, name), open_member(archive, name, path) as member:
         return member.read().decode("ascii", "replace").strip()
 
 

@@ -1,0 +1,166 @@
+"""The restricted unpickler: plain data as Python's pickle builds it; nothing named is imported or called."""
+
+from __future__ import annotations
+
+import collections
+import pickle
+import sys
+
+import pytest
+
+from weightkit.errors import FileFormatError, UnsafeFileError, UnsupportedError
+from weightkit.formats._unpickler import BASE_ALLOWLIST, ClassRef, PickledDict, PickledObject, Unpickler, unpickle
+
+PLAIN = [
+    None, True, False, 0, 1, -1, 255, 256, 65535, 65536, -(2**31), 2**31, 2**70, -(2**70), 1.5, float("inf"),
+    "text", "ünïcode ✓", "x" * 300, b"bytes", b"\x00" * 300, (), (1,), (1, 2), (1, 2, 3), (1, 2, 3, 4),
+    [], [1, [2, [3]]], {}, {"a": 1, 2: "b", (1, 2): [3]}, {1, 2, 3}, frozenset({4, 5}), bytearray(b"ab"),
+    complex(1, 2), slice(1, 10, 2), {"nested": {"deep": [{"x": (1.0, None)}]}},
+]
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+@pytest.mark.parametrize("value", PLAIN, ids=lambda v: type(v).__name__)
+def test_plain_values_match_pickle(value, protocol):
+    assert unpickle(pickle.dumps(value, protocol=protocol)) == value
+
+
+def test_shared_references_stay_shared():
+    inner = [1, 2]
+    result = unpickle(pickle.dumps({"a": inner, "b": inner}, protocol=2))
+    assert result["a"] is result["b"]
+
+
+def test_ordered_dict_and_counter_become_dicts_with_their_state():
+    ordered = collections.OrderedDict(b=1, a=2)
+    ordered._metadata = {"": {"version": 1}}
+    result = unpickle(pickle.dumps(ordered, protocol=2))
+    assert isinstance(result, PickledDict) and list(result.items()) == [("b", 1), ("a", 2)]
+    assert result.attrs == {"_metadata": {"": {"version": 1}}}
+    counter = unpickle(pickle.dumps(collections.Counter("aab"), protocol=2))
+    assert counter == {"a": 2, "b": 1} and counter.class_name == "collections.Counter"
+
+
+class Settings:
+    def __init__(self):
+        self.lr = 0.1
+        self.layers = [64, 64]
+
+
+class Items(dict):
+    pass
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, 4])
+def test_unknown_classes_are_recorded_by_name_not_imported(protocol):
+    result = unpickle(pickle.dumps(Settings(), protocol=protocol))
+    assert isinstance(result, PickledObject)
+    assert result.class_name == f"{__name__}.Settings"
+    assert result.attributes() == {"lr": 0.1, "layers": [64, 64]}
+
+
+def test_dict_subclass_keeps_its_items():
+    value = Items(a=1)
+    value.extra = True
+    result = unpickle(pickle.dumps(value, protocol=2))
+    assert result.items == {"a": 1} and result.attributes() == {"extra": True}
+
+
+def test_strict_mode_refuses_unknown_classes():
+    with pytest.raises(UnsafeFileError, match=f"{__name__}.Settings"):
+        Unpickler(pickle.dumps(Settings(), protocol=2), BASE_ALLOWLIST, record_classes=False).load()
+
+
+class Calls:
+    """Pickles as a call of ``target(*args)``."""
+
+    def __init__(self, target, *args):
+        self.target, self.args = target, args
+
+    def __reduce__(self):
+        return self.target, self.args
+
+
+@pytest.mark.parametrize("target, named", [
+    (print, "builtins.print"), (getattr, "builtins.getattr"), (eval, "builtins.eval"), (exec, "builtins.exec"),
+    (__import__, "builtins.__import__"), (open, "io.open"), (sys.exit, "sys.exit"),
+    (pickle.loads, "pickle.loads"), (collections.namedtuple, "collections.namedtuple"),
+])
+def test_calls_outside_the_allowlist_are_refused_by_name(target, named):
+    with pytest.raises(UnsafeFileError, match=named.replace(".", r"\.")):
+        unpickle(pickle.dumps(Calls(target, "x"), protocol=2), path="f.pt")
+
+
+def test_calling_a_recorded_class_is_refused():
+    with pytest.raises(UnsafeFileError, match=rf"calls {__name__}\.Settings"):
+        unpickle(pickle.dumps(Calls(Settings), protocol=2))
+
+
+OPCODE_ATTACKS = {
+    "INST": b"(ios\nsystem\n.",
+    "OBJ": b"(ccollections\nOrderedDict\no.",
+    "EXT1": b"\x80\x02\x82\x01.",
+    "REDUCE on an instance": b"\x80\x02ccollections\nOrderedDict\n)R)R.",
+    "BUILD on a global": b"\x80\x02ccollections\nOrderedDict\n}b.",
+    "SETITEMS on a global": b"\x80\x02ccollections\nOrderedDict\n(K\x01K\x02u.",
+    "APPEND to a global": b"\x80\x02ccollections\nOrderedDict\nK\x01a.",
+    "dotted STACK_GLOBAL": b"\x80\x04\x8c\x0bcollections\x8c\x1dOrderedDict.__init__.__call__\x93.",
+    "module with a NUL": b"\x80\x02cos\x00x\nsystem\n.",
+    "copyreg on a blocked class": b"\x80\x02ccopy_reg\n_reconstructor\ncposix\nsystem\nc__builtin__\nobject\nN\x87R.",
+}
+
+
+@pytest.mark.parametrize("name", OPCODE_ATTACKS)
+def test_dangerous_opcodes_are_refused(name):
+    with pytest.raises(UnsafeFileError):
+        unpickle(OPCODE_ATTACKS[name])
+
+
+CORRUPT = {
+    "empty": b"",
+    "no STOP": b"\x80\x02K\x01",
+    "truncated string": b"\x80\x02X\xff\x00\x00\x00abc",
+    "stack underflow": b"\x80\x02R.",
+    "unknown memo": b"\x80\x02h\x07.",
+    "odd SETITEMS": b"\x80\x02}(K\x01u.",
+    "POP_MARK without MARK": b"\x80\x021.",
+    "unknown opcode": b"\x80\x02\xff.",
+    "unhashable key": b"\x80\x02}]K\x01s.",
+    "protocol 9": b"\x80\x09N.",
+    "huge LONG4": b"\x80\x02\x8b\xff\xff\xff\x7f.",
+    "bad int text": b"Inope\n.",
+    "bytearray of a size": b"\x80\x02c__builtin__\nbytearray\nJ\x00\x00\x00\x40\x85R.",
+    "codecs with a bad codec": b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x05\x00\x00\x00rot13\x86R.",
+}
+
+
+@pytest.mark.parametrize("name", CORRUPT)
+def test_corrupt_pickles_raise_one_clear_error(name):
+    with pytest.raises(FileFormatError, match="f.pt"):
+        unpickle(CORRUPT[name], path="f.pt")
+
+
+def test_deeply_nested_tuples_are_refused_before_hashing():
+    data = b"\x80\x02)" + b"\x85" * 100_000 + b"}\x94K\x01s."
+    with pytest.raises(FileFormatError, match="nested"):
+        unpickle(data)
+
+
+def test_memo_dag_is_built_in_linear_time():
+    """Each level refers twice to the one below: 2**60 paths, 60 objects."""
+    data = bytearray(b"\x80\x02]q\x00")
+    for level in range(1, 61):
+        data += b"(h%ch%cl" % (level - 1, level - 1) + b"q%c" % level
+    result = unpickle(bytes(data + b"."))
+    assert result[0] is result[1]
+
+
+def test_out_of_band_buffers_are_unsupported():
+    with pytest.raises(UnsupportedError):
+        unpickle(b"\x80\x05\x97.")
+
+
+def test_class_refs_are_inert():
+    ref = unpickle(b"\x80\x02csome.module\nThing\n.")
+    assert isinstance(ref, ClassRef) and ref.qualname == "some.module.Thing"
+    assert not callable(ref)
