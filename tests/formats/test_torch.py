@@ -380,3 +380,48 @@ def test_detected_by_content_not_name(tmp_path):
     torch.save({"w": torch.ones(1)}, path)
     module, _ = detect(path)
     assert module.__name__.endswith(".torch")
+
+
+# --- the tar format (torch 0.1), from fixtures/torch ---
+
+
+def test_tar_format_fixture_reads_as_torch_load(fixtures):
+    path = fixtures / "torch" / "tar_format.pt"
+    expected = json.loads((fixtures / "torch" / "tar_format.pt.expected.json").read_text())
+    loaded = torch.load(path, weights_only=False, map_location="cpu")
+    with weightkit.load(path) as model:
+        assert model.format == "torch-tar"
+        assert model.metadata["saved_on"] == ["cuda:0"]
+        found = tensors_by_name(model)
+        assert list(found) == list(expected)
+        for name, facts in expected.items():
+            assert found[name].read().tolist() == facts["values"]
+            assert_same(found[name], loaded[name])
+
+
+def test_broken_tar_checkpoint_is_one_clear_error(fixtures, tmp_path, capsys):
+    data = (fixtures / "torch" / "tar_format.pt").read_bytes()
+    path = tmp_path / "cut_tar.pt"
+    path.write_bytes(data[:3000])
+    assert main(["inspect", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "broken tar archive" in err
+
+
+# --- numpy values beside the tensors ---
+
+
+def test_numpy_values_in_a_checkpoint(tmp_path):
+    state = {"state_dict": {"w": torch.ones(2)}, "best": np.float64(0.93), "step": np.int64(7),
+             "flag": np.bool_(True), "history": np.arange(4.0).reshape(2, 2)}
+    torch.save(state, tmp_path / "numpy.pt")
+    with weightkit.load(tmp_path / "numpy.pt") as model:
+        wrapper = model.metadata["checkpoint"]
+        assert wrapper["best"] == 0.93 and wrapper["step"] == 7 and wrapper["flag"] is True
+        assert wrapper["history"] == "<ndarray float64[2, 2]>"
+
+
+def test_numpy_object_arrays_are_refused(tmp_path, capsys):
+    torch.save({"w": torch.ones(1), "objects": np.array([print, None], dtype=object)}, tmp_path / "obj.pt")
+    assert main(["inspect", str(tmp_path / "obj.pt")]) == 2
+    assert "Python objects" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import dtypes
+from ._numpy_pickle import NUMPY_ALLOWLIST
 from ._unpickler import BASE_ALLOWLIST, Allowlist, ClassRef, Global
 
 __all__ = [
@@ -372,7 +373,7 @@ def _torch_allowlist() -> Allowlist:
         tensor_class = storage.replace("Storage", "Tensor")
         for module in ("torch", "torch.cuda"):
             allow.add(module, tensor_class, value=dtype)
-    return BASE_ALLOWLIST.merged(allow)
+    return BASE_ALLOWLIST.merged(NUMPY_ALLOWLIST).merged(allow)
 
 
 #: Every global a PyTorch pickle may name.

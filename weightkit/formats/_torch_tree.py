@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._numpy_pickle import NumpyArray
 from ._torch_pickle import TorchTensor
 from ._unpickler import ClassRef, Global, PickledDict, PickledObject
 
@@ -99,14 +100,14 @@ def _describe_wrapper(root: dict[Any, Any]) -> Contents:
     if main is not None:
         contents.weights, contents.weights_key = collections.pop(main), main or None
         if main:
-            contents.wrapper[main] = f"weights: {len(contents.weights)} tensors" + _module_note(root, main)
+            contents.wrapper[main] = f"weights: {_count(len(contents.weights))}" + _module_note(root, main)
     for key, tensors in collections.items():
         if not key:
             contents.extras["top_level"] = tensors
             continue
         group = "optimizer" if _is_optimizer(key) and "optimizer" not in contents.extras else key
         contents.extras[group] = [(f"{key}.{name}", tensor) for name, tensor in tensors]
-        contents.wrapper[key] = f"{group if group == 'optimizer' else 'extras'}: {len(tensors)} tensors"
+        contents.wrapper[key] = f"{group if group == 'optimizer' else 'extras'}: {_count(len(tensors))}"
     if main:
         contents.modules = walker.modules[slice(*module_spans[main])]
     contents.buffers = walker.buffers
@@ -262,9 +263,11 @@ def _summary(value: Any, tensor_count: int) -> Any:
     if isinstance(value, TorchTensor):
         return f"tensor {value.dtype}{list(value.shape)}"
     if tensor_count:
-        return f"{tensor_count} tensors"
+        return _count(tensor_count)
     if isinstance(value, PickledObject):
         return f"<{value.class_name} object>"
+    if isinstance(value, NumpyArray):
+        return repr(value)
     if isinstance(value, Global | ClassRef):
         return f"<{value.qualname}>"
     if isinstance(value, bytes | bytearray):
@@ -273,3 +276,7 @@ def _summary(value: Any, tensor_count: int) -> Any:
         kind = value.class_name if isinstance(value, PickledDict) else type(value).__name__
         return f"<{kind} of {len(value)} items>"
     return f"<{type(value).__name__}>"
+
+
+def _count(tensors: int) -> str:
+    return f"{tensors} tensor" if tensors == 1 else f"{tensors} tensors"
