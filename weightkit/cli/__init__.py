@@ -19,6 +19,8 @@ COMMANDS = {
     "inspect": ("inspect", "show what a weight file holds: format, layers, tensors, totals"),
     "diff": ("diff", "compare two architectures layer by layer, across formats"),
     "check": ("check", "does a head fit a backbone; what would loading a checkpoint into a model do"),
+    "split": ("split", "cut a weight file into a backbone and a head"),
+    "merge": ("merge", "join a backbone and a head into one file, after checking they fit"),
 }
 
 

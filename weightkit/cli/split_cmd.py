@@ -1,0 +1,81 @@
+"""``weightkit split FILE``: write the backbone and the head as two files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import UsageError
+from .render import console, fmt_count, fmt_shape, print_json
+
+#: The suffix each source format's parts get by default.
+SUFFIXES = {
+    "keras-h5": ".h5", "keras-weights-h5": ".h5", "keras-v3-weights": ".weights.h5", "keras-zip": ".keras",
+    "torch-zip": ".pt", "torch-legacy": ".pt", "torchscript": ".pt", "safetensors": ".safetensors",
+    "sharded": ".safetensors", "onnx": ".onnx",
+}
+_FORMAT_SUFFIXES = {"keras-h5": ".h5", "keras": ".keras", "keras-weights": ".weights.h5", "torch": ".pt",
+                    "safetensors": ".safetensors", "onnx": ".onnx"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="the weight file to cut")
+    parser.add_argument("--at", metavar="LAYER", help="the last layer of the backbone (default: proposed)")
+    parser.add_argument("--head-prefix", metavar="PREFIX", action="append",
+                        help="keys under PREFIX are the head (state dicts; repeatable)")
+    parser.add_argument("--out", metavar="DIR", help="where to write backbone.EXT and head.EXT")
+    parser.add_argument("--format", choices=sorted(_FORMAT_SUFFIXES), help="write the parts in this format")
+    parser.add_argument("--backbone-name", default="backbone", help="file name of the backbone part (no suffix)")
+    parser.add_argument("--head-name", default="head", help="file name of the head part (no suffix)")
+    parser.add_argument("--strip-prefixes", action="store_true", help="drop a key prefix every tensor of a part shares")
+    parser.add_argument("--list-boundaries", action="store_true", help="list the places the model can be cut")
+    parser.add_argument("--force", action="store_true", help="replace existing output files")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import load, save
+    from ..ops.split import boundaries, propose_boundary, split_model
+
+    with load(args.file) as model:
+        if args.list_boundaries:
+            return _list(boundaries(model), args)
+        if not args.out:
+            raise UsageError("--out DIR is required to split (or use --list-boundaries)")
+        if not args.at and not args.head_prefix:
+            proposal = propose_boundary(model)
+            console().print(f"cutting after {proposal.at!r}: {proposal.reason}", style="dim") if not args.json else None
+        result = split_model(model, args.at, head_prefixes=args.head_prefix, strip_prefixes=args.strip_prefixes)
+        suffix = _FORMAT_SUFFIXES[args.format] if args.format else SUFFIXES.get(model.format, ".safetensors")
+        paths = [Path(args.out) / f"{args.backbone_name}{suffix}", Path(args.out) / f"{args.head_name}{suffix}"]
+        for part, path in zip((result.backbone, result.head), paths):
+            save(part, path, args.format, force=args.force)
+    boundary = result.boundary
+    if args.json:
+        print_json({"backbone": str(paths[0]), "head": str(paths[1]), "at": boundary.at, "shape": boundary.shape,
+                    "head_prefixes": boundary.head_prefixes, "backbone_params": boundary.backbone_params,
+                    "head_params": boundary.head_params})
+    else:
+        where = boundary.at or ", ".join(boundary.head_prefixes)
+        console().print(f"cut at {where} {fmt_shape(boundary.shape) if boundary.shape else ''}\n"
+                        f"wrote {paths[0]} ({fmt_count(boundary.backbone_params)} parameters)\n"
+                        f"wrote {paths[1]} ({fmt_count(boundary.head_params)} parameters)")
+    return 0
+
+
+def _list(found: list, args: argparse.Namespace) -> int:
+    if args.json:
+        print_json([{"at": b.at, "shape": b.shape, "backbone_params": b.backbone_params,
+                     "head_params": b.head_params} for b in found])
+        return 0
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("cut after", "shape there", "backbone params", "head params"):
+        table.add_column(column, justify="right" if "params" in column else "left")
+    for boundary in found:
+        table.add_row(boundary.at, fmt_shape(boundary.shape), fmt_count(boundary.backbone_params),
+                      fmt_count(boundary.head_params))
+    console().print(table)
+    return 0

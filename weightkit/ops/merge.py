@@ -1,0 +1,73 @@
+"""Putting a backbone and a head back together, after checking that they fit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import UsageError
+from ..model import Model
+from .check import CheckReport, check_junction
+from .split import reprefixed
+
+__all__ = ["MergeResult", "merge_models"]
+
+
+@dataclass
+class MergeResult:
+    model: Model
+    report: CheckReport
+
+
+def merge_models(backbone: Model, head: Model, *, force: bool = False) -> MergeResult:
+    """One model from ``backbone`` then ``head``; the junction is checked first.
+
+    Raises:
+        UsageError: the head does not fit the backbone (unless ``force``), or the two
+            cannot be joined (different frameworks, a Keras head without an architecture
+            on a backbone with one).
+    """
+    report = check_junction(backbone, head)
+    errors = report.errors()
+    if errors and not force:
+        raise UsageError(f"the head does not fit the backbone: {errors[0].message}",
+                         hint="pass --force to merge anyway")
+    if backbone.framework != head.framework:
+        raise UsageError(f"cannot join a {backbone.framework or backbone.format} backbone and a "
+                         f"{head.framework or head.format} head", hint="convert one of them first")
+    if backbone.has_graph or head.has_graph:
+        merged = _merge_graphs(backbone, head)
+    else:
+        merged = _merge_layers(backbone, head)
+    return MergeResult(merged, report)
+
+
+def _merge_layers(backbone: Model, head: Model) -> Model:
+    prefixes = [part.metadata.get("weightkit.stripped_prefix", "") for part in (backbone, head)]
+    layers = []
+    for part, prefix in zip((backbone, head), prefixes):
+        layers.extend(reprefixed(layer, "", prefix) for layer in part.layers)
+    names = [t.name for layer in layers for t in layer.tensors.values()]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise UsageError(f"backbone and head both hold {', '.join(duplicates[:3])}")
+    return Model(layers=layers, format=backbone.format, framework=backbone.framework,
+                 framework_version=backbone.framework_version, metadata=_metadata(backbone))
+
+
+def _merge_graphs(backbone: Model, head: Model) -> Model:
+    if not (backbone.has_graph and head.has_graph) or backbone.framework != "keras":
+        raise UsageError("both parts need a Keras architecture to be joined into one model",
+                         hint="merge weights-only parts, or split the full model again")
+    from ..keras_arch import output_specs, parse_config
+    from ..keras_arch.surgery import join_configs
+
+    config = join_configs(backbone.config, head.config)
+    head_layers = [layer for layer in head.layers if layer.type_name != "InputLayer"]
+    root = parse_config(config)
+    return Model(layers=backbone.layers + head_layers, format=backbone.format, framework="keras",
+                 framework_version=backbone.framework_version, has_graph=True, config=config,
+                 inputs=root.input_specs(), outputs=output_specs(root), metadata=_metadata(backbone))
+
+
+def _metadata(backbone: Model) -> dict:
+    return {k: v for k, v in backbone.metadata.items() if not k.startswith("weightkit.")}
