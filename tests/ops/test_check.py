@@ -44,7 +44,7 @@ def reported(report) -> set[str]:
 def load_fixed(path, module, strict):
     fixed = weightkit.load(path)
     with fixed:
-        state = {t.name: torch.from_numpy(np.ascontiguousarray(t.read())) for t in fixed.tensors()}
+        state = {t.name: torch.from_numpy(np.array(t.read())) for t in fixed.tensors()}
     return module.load_state_dict(state, strict=strict)
 
 

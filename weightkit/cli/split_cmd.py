@@ -8,9 +8,10 @@ from pathlib import Path
 from ..errors import UsageError
 from .render import console, fmt_count, fmt_shape, print_json
 
-#: The suffix each source format's parts get by default.
+#: The suffix each source format's parts get by default (a .weights.h5 without its config can only
+#: be written as a legacy weights .h5: Keras 3 names its groups from the architecture).
 SUFFIXES = {
-    "keras-h5": ".h5", "keras-weights-h5": ".h5", "keras-v3-weights": ".weights.h5", "keras-zip": ".keras",
+    "keras-h5": ".h5", "keras-weights-h5": ".h5", "keras-v3-weights": ".h5", "keras-zip": ".keras",
     "torch-zip": ".pt", "torch-legacy": ".pt", "torchscript": ".pt", "safetensors": ".safetensors",
     "sharded": ".safetensors", "onnx": ".onnx",
 }

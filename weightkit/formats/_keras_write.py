@@ -15,7 +15,7 @@ from .. import kinds
 from ..errors import UnsupportedError
 from ..keras_arch import ConfigLayer, parse_config
 from ..model import Layer, Model, Tensor
-from ..ops.fingerprint import PROVENANCE_KEY
+from ..ops.fingerprint import records
 
 __all__ = ["write_legacy", "write_store", "keras_version", "ordered_weights"]
 
@@ -43,8 +43,8 @@ def write_legacy(file: Any, model: Model) -> None:
     backend = str(model.metadata.get("backend", "tensorflow"))
     file.attrs["keras_version"] = version
     file.attrs["backend"] = backend
-    if PROVENANCE_KEY in model.metadata:
-        file.attrs[PROVENANCE_KEY] = model.metadata[PROVENANCE_KEY]
+    for key, value in records(model).items():
+        file.attrs[key] = value
     group = file
     if model.config is not None:
         file.attrs["model_config"] = json.dumps(model.config)

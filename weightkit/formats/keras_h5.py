@@ -19,7 +19,6 @@ from . import keras_v3
 from ._hdf5 import HDF5_SIGNATURE, H5Source, attr_json, attr_text, dataset_tensor, name_list
 from ._probe import Probe
 from ..keras_arch import ConfigLayer, output_specs, parse_config
-from ..ops.fingerprint import PROVENANCE_KEY
 
 __all__ = ["sniff", "read", "read_source", "write"]
 
@@ -279,8 +278,8 @@ def _extras(file: Any, source: H5Source) -> dict[str, list[Tensor]]:
 
 
 def _metadata(file: Any, version: str | None, backend: str | None, layers: list[Layer], path: Path) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"writer": _writer(version, layers), "backend": backend,
-                                PROVENANCE_KEY: attr_text(file, PROVENANCE_KEY)}
+    metadata: dict[str, Any] = {"writer": _writer(version, layers), "backend": backend}
+    metadata.update({key: attr_text(file, key) for key in file.attrs if key.startswith("weightkit.")})
     training = attr_json(file, "training_config", path)
     if isinstance(training, dict):
         optimizer = training.get("optimizer_config", {})

@@ -15,7 +15,7 @@ from ..model import Model
 from . import keras_v3
 from ._hdf5 import H5Source
 from ._probe import Probe
-from ..ops.fingerprint import PROVENANCE_KEY
+from ..ops.fingerprint import records
 from ._zip import open_member, open_zip
 from ..keras_arch import output_specs, parse_config
 
@@ -58,14 +58,13 @@ def read(probe: Probe) -> Model:
         source.close()
         raise
     version = metadata.get("keras_version") if isinstance(metadata, dict) else None
-    provenance = metadata.get(PROVENANCE_KEY) if isinstance(metadata, dict) else None
+    own = {k: v for k, v in metadata.items() if k.startswith("weightkit.")} if isinstance(metadata, dict) else {}
     model = Model(
         layers=layers, format="keras-zip", framework="keras", framework_version=version, has_graph=True,
         inputs=root.input_specs(), outputs=output_specs(root), extras=extras, config=config_data, source=str(path),
         metadata=_metadata(metadata, version, names),
     )
-    if isinstance(provenance, str):
-        model.metadata[PROVENANCE_KEY] = provenance
+    model.metadata.update(own)
     model._resources.append(source)
     return model
 
@@ -111,8 +110,7 @@ def write(model: Model, path: Any, *, force: bool = False) -> None:
                                hint="write a .h5 file instead")
     metadata = {"keras_version": keras_version(model),
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
-    if PROVENANCE_KEY in model.metadata:
-        metadata[PROVENANCE_KEY] = model.metadata[PROVENANCE_KEY]
+    metadata.update(records(model))
     with atomic_output(path, force=force, inputs=(model.source,) if model.source else ()) as temporary:
         with tempfile.TemporaryDirectory(dir=Path(temporary).parent) as scratch:
             weights = Path(scratch) / "model.weights.h5"

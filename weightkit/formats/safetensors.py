@@ -27,6 +27,7 @@ from .. import dtypes
 from .._atomic import atomic_output
 from ..errors import FileFormatError, UnsupportedError, UsageError
 from ..model import Model, Tensor
+from ..ops.fingerprint import records
 from ._probe import Probe
 from ._state_dict import layers_from_state_dict
 
@@ -396,7 +397,8 @@ def write(model: Model, path: str | os.PathLike[str], *, force: bool = False,
           metadata: dict[str, str] | None = None) -> None:
     """Write every layer tensor of ``model`` to a safetensors file, one tensor in memory at a time.
 
-    Tensors keep their names; ``__metadata__`` is ``{"format": "pt"}`` plus ``metadata``.
+    Tensors keep their names; ``__metadata__`` is ``{"format": "pt"}``, weightkit's own records (the
+    backbone a head was cut from: `weightkit.ops.fingerprint.records`), plus ``metadata``.
 
     Raises:
         UsageError: ``path`` exists without ``force``, or ``metadata`` is not str → str.
@@ -406,7 +408,7 @@ def write(model: Model, path: str | os.PathLike[str], *, force: bool = False,
         >>> safetensors.write(weightkit.load("model.h5"), "model.safetensors", metadata={"source": "keras"})
     """
     plan = _plan(model.tensors())
-    header = _header_bytes(plan, _write_metadata(metadata))
+    header = _header_bytes(plan, _write_metadata({**records(model), **(metadata or {})}))
     with atomic_output(path, force=force, inputs=_input_files(model)) as temporary:
         with open(temporary, "wb") as handle:
             handle.write(struct.pack("<Q", len(header)))

@@ -12,10 +12,13 @@ from typing import Any
 from ..model import Model
 from .canonical import canonical_array
 
-__all__ = ["fingerprint", "recorded_backbone", "PROVENANCE_KEY"]
+__all__ = ["fingerprint", "recorded_backbone", "recorded", "records", "PROVENANCE_KEY", "STRIPPED_PREFIX_KEY"]
 
 #: Metadata key under which a head file records the fingerprint of its backbone.
 PROVENANCE_KEY = "weightkit.backbone_fingerprint"
+#: Metadata key under which a part records the key prefix split removed (merge puts it back).
+STRIPPED_PREFIX_KEY = "weightkit.stripped_prefix"
+_RECORD_PREFIX = "weightkit."
 
 
 def fingerprint(model: Model) -> str:
@@ -33,7 +36,17 @@ def fingerprint(model: Model) -> str:
 
 def recorded_backbone(model: Model) -> str | None:
     """The backbone fingerprint a head file recorded, wherever its format keeps metadata."""
-    return _find(model.metadata, PROVENANCE_KEY)
+    return recorded(model, PROVENANCE_KEY)
+
+
+def recorded(model: Model, key: str) -> str | None:
+    """A ``weightkit.*`` record of ``model``, wherever its reader put the file's metadata."""
+    return _find(model.metadata, key)
+
+
+def records(model: Model) -> dict[str, str]:
+    """The ``weightkit.*`` records every writer keeps in its format's metadata."""
+    return {k: v for k, v in model.metadata.items() if k.startswith(_RECORD_PREFIX) and isinstance(v, str)}
 
 
 def _tensor_digest(tensor: Any) -> bytes:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..errors import UsageError
 from ..model import Model
 from .check import CheckReport, check_junction
+from .fingerprint import STRIPPED_PREFIX_KEY, recorded
 from .split import reprefixed
 
 __all__ = ["MergeResult", "merge_models"]
@@ -18,8 +19,12 @@ class MergeResult:
     report: CheckReport
 
 
-def merge_models(backbone: Model, head: Model, *, force: bool = False) -> MergeResult:
+def merge_models(backbone: Model, head: Model, *, force: bool = False, backbone_prefix: str | None = None,
+                 head_prefix: str | None = None) -> MergeResult:
     """One model from ``backbone`` then ``head``; the junction is checked first.
+
+    Key prefixes that `split_model` stripped come back (from the parts' records, or
+    ``backbone_prefix`` / ``head_prefix``).
 
     Raises:
         UsageError: the head does not fit the backbone (unless ``force``), or the two
@@ -37,12 +42,13 @@ def merge_models(backbone: Model, head: Model, *, force: bool = False) -> MergeR
     if backbone.has_graph or head.has_graph:
         merged = _merge_graphs(backbone, head)
     else:
-        merged = _merge_layers(backbone, head)
+        merged = _merge_layers(backbone, head, backbone_prefix, head_prefix)
     return MergeResult(merged, report)
 
 
-def _merge_layers(backbone: Model, head: Model) -> Model:
-    prefixes = [part.metadata.get("weightkit.stripped_prefix", "") for part in (backbone, head)]
+def _merge_layers(backbone: Model, head: Model, backbone_prefix: str | None, head_prefix: str | None) -> Model:
+    prefixes = [given if given is not None else recorded(part, STRIPPED_PREFIX_KEY) or ""
+                for part, given in ((backbone, backbone_prefix), (head, head_prefix))]
     layers = []
     for part, prefix in zip((backbone, head), prefixes):
         layers.extend(reprefixed(layer, "", prefix) for layer in part.layers)

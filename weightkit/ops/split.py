@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from ..errors import UsageError
 from ..model import Dim, Layer, Model
 from .canonical import canonical_shape
+from .fingerprint import PROVENANCE_KEY, STRIPPED_PREFIX_KEY, fingerprint
 
 __all__ = ["Boundary", "SplitResult", "boundaries", "propose_boundary", "split_model", "reprefixed"]
 
@@ -84,6 +85,9 @@ def split_model(model: Model, at: str | None = None, *, head_prefixes: list[str]
     elif _has_keras_graph(model):
         backbone, head, boundary = _split_keras_graph(model, at)
     else:
+        if model.format == "keras-v3-weights":
+            raise UsageError("a .weights.h5 does not record the order of its layers, so it cannot be cut by order",
+                             hint="split the .keras file (or a legacy .h5) of the same model")
         backbone_layers, head_layers = _by_order(model, at)
         boundary = _boundary(model, at, _out_shape(backbone_layers[-1]))
         backbone, head = _part(model, backbone_layers, "backbone"), _part(model, head_layers, "head")
@@ -188,7 +192,7 @@ def _prefix_boundary(model: Model, prefixes: list[str], reason: str) -> Boundary
 
 def _part(model: Model, layers: list[Layer], role: str, config: dict | None = None) -> Model:
     metadata = {k: v for k, v in model.metadata.items() if isinstance(v, (str, int, float, bool))}
-    metadata["weightkit.part"] = role
+    metadata["weightkit.part"] = role  # recorded in the written file
     return Model(layers=list(layers), format=model.format, framework=model.framework,
                  framework_version=model.framework_version, has_graph=config is not None,
                  metadata=metadata, config=config, source=model.source)
@@ -216,7 +220,7 @@ def _strip_common_prefix(part: Model) -> None:
         return
     prefix = f"{firsts.pop()}."
     part.layers = [reprefixed(layer, prefix, "") for layer in part.layers]
-    part.metadata["weightkit.stripped_prefix"] = prefix
+    part.metadata[STRIPPED_PREFIX_KEY] = prefix
 
 
 def reprefixed(layer: Layer, old: str, new: str) -> Layer:
@@ -229,6 +233,4 @@ def reprefixed(layer: Layer, old: str, new: str) -> Layer:
 
 
 def _record_provenance(backbone: Model, head: Model) -> None:
-    from .fingerprint import PROVENANCE_KEY, fingerprint
-
     head.metadata[PROVENANCE_KEY] = fingerprint(backbone)

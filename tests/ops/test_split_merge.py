@@ -1,0 +1,183 @@
+"""split and merge, checked with the real frameworks: the parts load, compute the original, and rejoin bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import weightkit
+from weightkit.errors import UsageError
+from weightkit.ops.merge import merge_models
+from weightkit.ops.split import boundaries, propose_boundary, split_model
+
+keras = pytest.importorskip("keras")
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def mobilenet(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mnv2")
+    keras.utils.set_random_seed(0)
+    model = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), classes=7, alpha=0.35)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(np.random.default_rng(1).normal(0, 0.1, layer.moving_mean.shape))
+            layer.moving_variance.assign(np.random.default_rng(2).uniform(0.5, 1.5, layer.moving_variance.shape))
+    model.save(folder / "m.h5")
+    model.save(folder / "m.keras")
+    x = np.random.default_rng(3).standard_normal((2, 32, 32, 3)).astype("float32")
+    features = keras.Model(model.input, model.get_layer("out_relu").output).predict(x, verbose=0)
+    return folder, x, features, model.predict(x, verbose=0)
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_keras_parts_load_and_compute_the_original(mobilenet, tmp_path, suffix):
+    folder, x, features, expected = mobilenet
+    with weightkit.load(folder / f"m{suffix}") as model:
+        assert propose_boundary(model).at == "out_relu"
+        result = split_model(model)
+        weightkit.save(result.backbone, tmp_path / f"backbone{suffix}")
+        weightkit.save(result.head, tmp_path / f"head{suffix}")
+    backbone = keras.saving.load_model(tmp_path / f"backbone{suffix}")
+    head = keras.saving.load_model(tmp_path / f"head{suffix}")
+    got = backbone.predict(x, verbose=0)
+    assert np.array_equal(got, features)
+    assert np.array_equal(head.predict(got, verbose=0), expected)
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_keras_split_then_merge_is_bit_identical(mobilenet, tmp_path, suffix):
+    folder, x, _, expected = mobilenet
+    with weightkit.load(folder / f"m{suffix}") as model:
+        result = split_model(model, "block_13_expand_relu")
+        weightkit.save(result.backbone, tmp_path / f"b{suffix}")
+        weightkit.save(result.head, tmp_path / f"h{suffix}")
+    with weightkit.load(tmp_path / f"b{suffix}") as b, weightkit.load(tmp_path / f"h{suffix}") as h:
+        merged = merge_models(b, h)
+        assert not merged.report.errors()
+        assert any(f.kind == "provenance" and f.severity == "info" for f in merged.report.findings)
+        weightkit.save(merged.model, tmp_path / f"merged{suffix}")
+    assert np.array_equal(keras.saving.load_model(tmp_path / f"merged{suffix}").predict(x, verbose=0), expected)
+    result = weightkit.diff(folder / f"m{suffix}", tmp_path / f"merged{suffix}", values=True)
+    assert not result.differs
+
+
+def test_a_cut_across_a_skip_connection_is_refused(mobilenet):
+    folder, _, _, _ = mobilenet
+    with weightkit.load(folder / "m.keras") as model, pytest.raises(UsageError, match="comes before the cut"):
+        split_model(model, "block_2_project_BN")  # block_2_add also takes block_1_project_BN
+    with weightkit.load(folder / "m.keras") as model:
+        assert "block_2_add" in [b.at for b in boundaries(model)]
+        assert "block_2_project_BN" not in [b.at for b in boundaries(model)]
+
+
+def test_keras_weights_only_file_splits_into_two_weights_files(mobilenet, tmp_path):
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    folder, x, features, expected = mobilenet
+    full = keras.saving.load_model(folder / "m.keras")
+    with h5py.File(tmp_path / "w.h5", "w") as file:
+        legacy_h5_format.save_weights_to_hdf5_group(file, full)
+    with weightkit.load(tmp_path / "w.h5") as model:
+        result = split_model(model, "out_relu")
+        weightkit.save(result.backbone, tmp_path / "b.h5")
+        weightkit.save(result.head, tmp_path / "h.h5")
+    backbone = keras.Model(full.input, full.get_layer("out_relu").output)
+    head_input = keras.Input((1, 1, 1280))
+    head = keras.Model(head_input, full.get_layer("predictions")(full.get_layer("global_average_pooling2d")(head_input)))
+    for part, path in ((backbone, "b.h5"), (head, "h.h5")):
+        for weight in part.weights:
+            weight.assign(np.zeros(weight.shape, weight.dtype))
+        part.load_weights(tmp_path / path)
+    assert np.array_equal(backbone.predict(x, verbose=0), features)
+    assert np.array_equal(head.predict(features, verbose=0), expected)
+
+
+def test_keras3_weights_file_without_its_order_is_refused(mobilenet, tmp_path):
+    folder, _, _, _ = mobilenet
+    keras.saving.load_model(folder / "m.keras").save_weights(tmp_path / "w.weights.h5")
+    with weightkit.load(tmp_path / "w.weights.h5") as model, pytest.raises(UsageError, match="order"):
+        split_model(model, "out_relu")
+
+
+class Net(torch.nn.Module):
+    def __init__(self, classes=5):
+        super().__init__()
+        self.backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8),
+                                            torch.nn.ReLU(), torch.nn.Conv2d(8, 16, 3), torch.nn.BatchNorm2d(16))
+        self.head = torch.nn.Linear(16, classes)
+
+    def forward(self, x):
+        return self.head(self.backbone(x).mean(dim=(2, 3)))
+
+
+def save_state(module, path):
+    state = {k: v.contiguous() for k, v in module.state_dict().items()}
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, path)
+    else:
+        torch.save(state, path)
+
+
+def load_state(path):
+    with weightkit.load(path) as model:
+        return {t.name: torch.from_numpy(np.array(t.read())) for t in model.tensors()}
+
+
+@pytest.mark.parametrize("suffix", [".safetensors"])
+def test_pytorch_parts_load_into_backbone_and_head_modules(tmp_path, suffix):
+    torch.manual_seed(0)
+    net = Net().eval()
+    with torch.no_grad():
+        net.backbone[1].running_mean.uniform_(-1, 1)
+    save_state(net, tmp_path / f"net{suffix}")
+    with weightkit.load(tmp_path / f"net{suffix}") as model:
+        proposal = propose_boundary(model)
+        assert proposal.head_prefixes == ["head."]
+        result = split_model(model, strip_prefixes=True)
+        weightkit.save(result.backbone, tmp_path / f"b{suffix}")
+        weightkit.save(result.head, tmp_path / f"h{suffix}")
+    backbone, head = Net().backbone.eval(), torch.nn.Linear(16, 5)
+    backbone.load_state_dict(load_state(tmp_path / f"b{suffix}"), strict=True)
+    head.load_state_dict(load_state(tmp_path / f"h{suffix}"), strict=True)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(head(backbone(x).mean(dim=(2, 3))), net(x))
+    with weightkit.load(tmp_path / f"b{suffix}") as b, weightkit.load(tmp_path / f"h{suffix}") as h:
+        weightkit.save(merge_models(b, h).model, tmp_path / f"merged{suffix}")
+    original, merged = net.state_dict(), load_state(tmp_path / f"merged{suffix}")
+    assert list(merged) == list(original) or sorted(merged) == sorted(original)
+    for name, value in original.items():
+        assert torch.equal(merged[name], value), name
+
+
+def test_head_cut_from_another_backbone_of_the_same_shape_is_warned(tmp_path):
+    torch.manual_seed(0)
+    save_state(Net(), tmp_path / "x.safetensors")
+    torch.manual_seed(1)
+    save_state(Net(), tmp_path / "y.safetensors")
+    for name in ("x", "y"):
+        with weightkit.load(tmp_path / f"{name}.safetensors") as model:
+            result = split_model(model)
+            weightkit.save(result.backbone, tmp_path / f"{name}_backbone.safetensors")
+            weightkit.save(result.head, tmp_path / f"{name}_head.safetensors")
+    with weightkit.load(tmp_path / "y_backbone.safetensors") as y, weightkit.load(tmp_path / "x_head.safetensors") as x:
+        report = merge_models(y, x).report
+    warning = [f for f in report.findings if f.kind == "provenance"]
+    assert warning and warning[0].severity == "warning"
+    with weightkit.load(tmp_path / "x_backbone.safetensors") as b, weightkit.load(tmp_path / "x_head.safetensors") as h:
+        assert [f.severity for f in merge_models(b, h).report.findings if f.kind == "provenance"] == ["info"]
+
+
+def test_merge_refuses_a_head_that_does_not_fit(tmp_path, mobilenet):
+    folder, _, _, _ = mobilenet
+    head = keras.Sequential([keras.Input((2048,)), keras.layers.Dense(3, name="other_head")])
+    head.save(tmp_path / "head.h5")
+    with weightkit.load(folder / "m.h5") as m:
+        weightkit.save(split_model(m).backbone, tmp_path / "backbone.h5")
+    with weightkit.load(tmp_path / "backbone.h5") as b, weightkit.load(tmp_path / "head.h5") as h:
+        with pytest.raises(UsageError, match="does not fit"):
+            merge_models(b, h)
