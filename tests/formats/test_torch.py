@@ -425,3 +425,18 @@ def test_numpy_object_arrays_are_refused(tmp_path, capsys):
     torch.save({"w": torch.ones(1), "objects": np.array([print, None], dtype=object)}, tmp_path / "obj.pt")
     assert main(["inspect", str(tmp_path / "obj.pt")]) == 2
     assert "Python objects" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("protocol", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_every_pickle_protocol(tmp_path, protocol, legacy):
+    import argparse
+
+    state = {"w": torch.randn(3, 4), "args": argparse.Namespace(lr=0.1, name="run"), "b": torch.arange(5)[1:4]}
+    path = tmp_path / "protocol.pt"
+    torch.save(state, path, pickle_protocol=protocol, _use_new_zipfile_serialization=not legacy)
+    expected = torch.load(path, weights_only=False)
+    with weightkit.load(path) as model:
+        for tensor in model.tensors():
+            assert_same(tensor, expected[tensor.name])
+        assert model.metadata["checkpoint"]["args"] == {"class": "argparse.Namespace", "lr": 0.1, "name": "run"}

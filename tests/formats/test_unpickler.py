@@ -164,3 +164,15 @@ def test_class_refs_are_inert():
     ref = unpickle(b"\x80\x02csome.module\nThing\n.")
     assert isinstance(ref, ClassRef) and ref.qualname == "some.module.Thing"
     assert not callable(ref)
+
+
+def test_paths_and_dates_become_text():
+    import datetime
+    import pathlib
+
+    value = {"dir": pathlib.PurePosixPath("/data/run1"), "when": datetime.datetime(2024, 5, 6, 7, 8, 9, 10),
+             "day": datetime.date(2020, 1, 2), "took": datetime.timedelta(seconds=90)}
+    for protocol in (0, 2, 4):
+        result = unpickle(pickle.dumps(value, protocol=protocol))
+        assert result == {"dir": "/data/run1", "when": "2024-05-06T07:08:09.000010", "day": "2020-01-02",
+                          "took": 90.0}

@@ -265,6 +265,9 @@ def _summary(value: Any, tensor_count: int) -> Any:
     if tensor_count:
         return _count(tensor_count)
     if isinstance(value, PickledObject):
+        attributes = value.attributes()
+        if attributes and len(attributes) <= _MAX_PLAIN_ITEMS and all(_is_plain(v, 1) for v in attributes.values()):
+            return {"class": value.class_name, **{_key(k): _jsonable(v) for k, v in attributes.items()}}
         return f"<{value.class_name} object>"
     if isinstance(value, NumpyArray):
         return repr(value)

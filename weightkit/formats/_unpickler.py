@@ -16,7 +16,9 @@ more than the pickle's own bytes justify.
 from __future__ import annotations
 
 import codecs
+import datetime
 import mmap
+import pathlib
 import re
 import struct
 from collections.abc import Callable
@@ -789,6 +791,32 @@ def _codecs_encode(text: Any, encoding: Any = "utf-8", *rest: Any) -> bytes:
     return text.encode(encoding)
 
 
+def _path(*parts: Any) -> str:
+    """``pathlib.PosixPath('a', 'b')`` (configs saved in checkpoints): the path as text."""
+    if not all(isinstance(part, str) for part in parts):
+        raise _Corrupt("path parts are not text")
+    return str(pathlib.PurePath(*parts)) if parts else "."
+
+
+def _datetime(state: Any, tzinfo: Any = None) -> str:
+    """``datetime.datetime`` from its 10-byte pickle state, as ISO text (the time zone is dropped)."""
+    if not isinstance(state, bytes) or len(state) != 10:
+        raise _Corrupt("datetime state is not 10 bytes")
+    return datetime.datetime(state).isoformat()  # type: ignore[arg-type]
+
+
+def _date(state: Any) -> str:
+    if not isinstance(state, bytes) or len(state) != 4:
+        raise _Corrupt("date state is not 4 bytes")
+    return datetime.date(state).isoformat()  # type: ignore[arg-type]
+
+
+def _timedelta(days: Any = 0, seconds: Any = 0, microseconds: Any = 0) -> float:
+    if not all(type(v) is int for v in (days, seconds, microseconds)):
+        raise _Corrupt("timedelta fields are not integers")
+    return datetime.timedelta(days, seconds, microseconds).total_seconds()
+
+
 def _reconstructor(cls: Any, base: Any, state: Any = None) -> PickledObject:
     """``copyreg._reconstructor(cls, object, state)``: protocol 0/1 objects, recorded as data."""
     if not isinstance(cls, ClassRef):
@@ -810,6 +838,11 @@ def _base_allowlist() -> Allowlist:
         ("builtins", "slice", _slice),
         ("_codecs", "encode", _codecs_encode),
         ("copyreg", "_reconstructor", _reconstructor),
+        ("datetime", "datetime", _datetime),
+        ("datetime", "date", _date),
+        ("datetime", "timedelta", _timedelta),
+        *(("pathlib", name, _path) for name in ("Path", "PosixPath", "WindowsPath", "PurePath",
+                                                  "PurePosixPath", "PureWindowsPath")),
     ):
         allow.add(module, name, builder)
     for name in ("object", "dict", "list"):
