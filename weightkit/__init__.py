@@ -20,6 +20,7 @@ __all__ = [
     "save",
     "diff",
     "check",
+    "convert",
     "Model",
     "Layer",
     "Tensor",
@@ -92,6 +93,23 @@ def check(first: Model | str | os.PathLike[str], head: Model | str | os.PathLike
         raise UsageError("call check(backbone, head) or check(checkpoint, into=model)")
     with _opened(first) as a, _opened(into if into is not None else head) as b:
         return check_into(a, b) if into is not None else check_junction(a, b, input_shape=input_shape)
+
+
+def convert(path: str | os.PathLike[str], output: str | os.PathLike[str] | None = None, **options: object):  # noqa: ANN201
+    """Convert a Keras model to ONNX: returns `weightkit.convert.Conversion` (ModelProto and report),
+    or with ``output`` writes the file and returns the `weightkit.convert.ConversionReport`.
+
+    Options: ``arch`` (architecture for a weights-only file), ``opset``, ``nchw``, ``batch_size``,
+    and with ``output``, ``force``. See `weightkit.convert.convert_keras`.
+
+    Example:
+        >>> weightkit.convert("mobilenet_v2.h5", "mobilenet_v2.onnx").outputs[0].shape
+        ['batch', 1000]
+    """
+    import importlib
+
+    # Importing the package weightkit.convert rebinds this name to it; the package is callable alike.
+    return importlib.import_module(".convert", __name__)(path, output, **options)
 
 
 def _opened(value: Model | str | os.PathLike[str]) -> Model:

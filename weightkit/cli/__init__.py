@@ -21,6 +21,7 @@ COMMANDS = {
     "check": ("check", "does a head fit a backbone; what would loading a checkpoint into a model do"),
     "split": ("split", "cut a weight file into a backbone and a head"),
     "merge": ("merge", "join a backbone and a head into one file, after checking they fit"),
+    "convert": ("convert", "convert a Keras model to ONNX (no TensorFlow needed), optionally checked against Keras"),
 }
 
 

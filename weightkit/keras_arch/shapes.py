@@ -14,7 +14,7 @@ from typing import Any
 from .config import ConfigLayer
 from ..model import Dim, TensorSpec
 
-__all__ = ["infer_shapes", "output_specs"]
+__all__ = ["infer_shapes", "output_specs", "layer_output_shape"]
 
 Shape = tuple[Dim, ...]
 
@@ -22,7 +22,7 @@ _SAME_SHAPE = {
     "BatchNormalization", "LayerNormalization", "GroupNormalization", "Normalization", "Activation", "ReLU",
     "LeakyReLU", "PReLU", "ELU", "Softmax", "ThresholdedReLU", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
     "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "Rescaling", "LayerScale", "Identity",
-    "ActivityRegularization", "Masking", "UnitNormalization", "QActivation",
+    "ActivityRegularization", "Masking", "UnitNormalization", "QActivation", "CustomScaleLayer",
 }
 _MERGE = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
 _OPS = {"Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum", "Minimum", "Power"}
@@ -57,6 +57,11 @@ def output_specs(root: ConfigLayer) -> list[TensorSpec]:
     shapes = infer_shapes(root)
     names = root.output_names or [root.layers[-1].name] if root.layers else []
     return [TensorSpec(name, shapes.get(name)) for name in names]
+
+
+def layer_output_shape(layer: ConfigLayer, sources: list[Shape | None]) -> Shape | None:
+    """Output shape of one (non-model) layer from its input shapes; None where unknown."""
+    return _layer_shape(layer, sources)
 
 
 def _layer_shape(layer: ConfigLayer, sources: list[Shape | None]) -> Shape | None:
@@ -216,4 +221,6 @@ def _tuple(value: Any, rank: int) -> tuple[int, ...]:
 def _pairs(value: Any, rank: int) -> list[tuple[int, int]]:
     if isinstance(value, int):
         return [(value, value)] * rank
+    if rank == 1 and len(value) == 2 and all(isinstance(item, int) for item in value):  # 1D: (before, after)
+        return [(value[0], value[1])]
     return [(item, item) if isinstance(item, int) else tuple(item) for item in value]  # type: ignore[misc]

@@ -1,0 +1,94 @@
+"""``weightkit convert MODEL -o OUT.onnx``: a Keras model to ONNX, optionally checked against Keras."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .render import console, fmt_bytes, print_json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..convert import DEFAULT_OPSET
+
+    parser.add_argument("model", help="a Keras full-model .h5/.keras, or weights (.h5, .weights.h5) with --arch")
+    parser.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    parser.add_argument("--arch", help="architecture for a weights-only file: a Keras JSON config or a full-model file")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default %(default)s)")
+    parser.add_argument("--nchw", action="store_true", help="image inputs and outputs channels-first (NCHW)")
+    parser.add_argument("--batch-size", type=int, default=None, help="fix the batch size (default: symbolic)")
+    parser.add_argument("--verify", action="store_true",
+                        help="run Keras (if importable) and ONNX Runtime on the same random input and compare")
+    parser.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    parser.add_argument("--json", action="store_true", help="print one JSON document (the conversion report)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..convert import convert
+
+    with _status("converting", args.json):
+        report = convert(args.model, args.output, arch=args.arch, opset=args.opset, nchw=args.nchw,
+                         batch_size=args.batch_size, force=args.force)
+    verification = None
+    if args.verify:
+        from ..convert.verify import verify
+
+        with _status("verifying against Keras", args.json):
+            verification = verify(args.model, args.output, arch=args.arch, nchw=args.nchw)
+    if args.json:
+        document = {"schema_version": 1, "conversion": report.to_dict()}
+        if verification is not None:
+            document["verification"] = verification.to_dict()
+        print_json(document)
+    else:
+        _print_summary(report, verification)
+    return 1 if verification is not None and verification.passed is False else 0
+
+
+def _status(text: str, quiet: bool) -> Any:
+    """A spinner on stderr when it is a terminal (conversions of big models take seconds)."""
+    from contextlib import nullcontext
+
+    if quiet or not sys.stderr.isatty():
+        return nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True).status(text)
+
+
+def _print_summary(report: Any, verification: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    rows = [("converted", f"{report.source} → {report.output_path}")]
+    if report.arch:
+        rows.append(("architecture", report.arch))
+    rows.append(("onnx", f"opset {report.opset}, {report.nodes} nodes, {report.initializers} initializers "
+                         f"({fmt_bytes(report.initializer_bytes)})"))
+    rows.append(("keras layers", f"{len(report.layers)} calls converted"))
+    rows += [("input", f"{p.name} {_dims(p.shape)} {p.layout}") for p in report.inputs]
+    rows += [("output", f"{p.name} {_dims(p.shape)} {p.layout}") for p in report.outputs]
+    rows += [("warning", warning) for warning in report.warnings]
+    if verification is not None:
+        rows.append(("verify", _verification_line(verification)))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for label, text in rows:
+        grid.add_row(label, escape(text))
+    console().print(grid)
+
+
+def _dims(shape: list[Any]) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def _verification_line(verification: Any) -> str:
+    if not verification.ran:
+        return f"skipped: {verification.reason}"
+    if verification.max_abs_diff is None:
+        return f"FAILED: {verification.reason}"
+    verdict = "ok" if verification.passed else "FAILED, above tolerance"
+    return (f"{verdict}: largest absolute difference {verification.max_abs_diff:.3g} against {verification.keras} "
+            f"(tolerance {verification.tolerance:g}, outputs up to {verification.max_abs_output:.3g})")
