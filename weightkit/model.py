@@ -146,6 +146,8 @@ class Model:
         extras: tensors that belong to no layer, by group (``optimizer``, ``top_level``).
         config: the framework's architecture description, if the file has one.
         source: the path it was read from.
+        graph: the framework's own graph object where a writer needs one to write the model
+            back (ONNX: an ``onnx.ModelProto``; see docs/onnx.md), else None.
     """
 
     layers: list[Layer] = field(default_factory=list)
@@ -159,6 +161,7 @@ class Model:
     extras: dict[str, list[Tensor]] = field(default_factory=dict)
     config: dict[str, Any] | None = field(default=None, repr=False)
     source: str | None = None
+    graph: Any = field(default=None, repr=False)
     _resources: list[Any] = field(default_factory=list, repr=False)
 
     def walk(self) -> Iterator[tuple[str, Layer]]:

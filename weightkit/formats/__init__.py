@@ -26,6 +26,7 @@ FAMILIES = (
     "torch",
     "safetensors",
     "sharded",
+    "onnx",
 )
 
 #: Output format name → (module, file suffixes that choose it).
@@ -35,6 +36,7 @@ WRITERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "keras": ("keras_zip", (".keras",)),
     "safetensors": ("safetensors", (".safetensors",)),
     "torch": ("torch_write", (".pt", ".pth", ".bin", ".ckpt")),
+    "onnx": ("onnx", (".onnx",)),
 }
 
 
