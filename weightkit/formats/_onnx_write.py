@@ -60,7 +60,14 @@ def write_model(model: Model, path: str | os.PathLike[str], *, force: bool = Fal
     proto = onnx.ModelProto()
     proto.CopyFrom(model.graph)
     sources = [r for r in model._resources if isinstance(r, OnnxSource)]
-    slots = _plan(proto, _tensors_by_name(model), sources)
+    tensors = _tensors_by_name(model)
+    promoted = _promote_aliases(proto.graph, tensors, sources)
+    if proto.ir_version <= 3:  # IR 3 lists every initializer among the graph inputs
+        from onnx import helper
+
+        proto.graph.input.extend(helper.make_tensor_value_info(name, ONNX_CODES.get(tensors[name].dtype, 0),
+                                                               tensors[name].shape) for name in promoted)
+    slots = _plan(proto, tensors, sources)
     total = proto.ByteSize() + sum(slot.size + 16 for slot in slots)
     if external_data is None:
         external_data = total > PROTOBUF_LIMIT - _HEADROOM
@@ -114,6 +121,26 @@ def _inline_slots(proto: Any, planned: list[_Slot]) -> list[_Slot]:
             raw = site.raw_data
             slots.append(_Slot(site, len(raw), lambda raw=raw: (raw,)))
     return slots
+
+
+def _promote_aliases(graph: Any, tensors: dict[str, Tensor], sources: list[OnnxSource]) -> list[str]:
+    """A changed tensor named after an Identity's output (an exporter's copy of a shared weight)
+    gets an initializer of its own in place of the Identity, so the change reaches the file."""
+    promoted = []
+    for index in reversed(range(len(graph.node))):
+        node = graph.node[index]
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.type == _GRAPH else attr.graphs if attr.type == _GRAPHS else []:
+                _promote_aliases(sub, tensors, sources)
+        if node.op_type != "Identity" or node.domain not in ("", "ai.onnx") or len(node.output) != 1:
+            continue
+        tensor = tensors.get(node.output[0])
+        if tensor is None or any(source.is_original(tensor) for source in sources):
+            continue
+        del graph.node[index]
+        graph.initializer.add(name=tensor.name)
+        promoted.append(tensor.name)
+    return promoted
 
 
 def _unchanged(source: OnnxSource, tensor: Tensor, site: Any) -> bool:
