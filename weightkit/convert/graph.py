@@ -14,7 +14,6 @@ from typing import Any
 
 from ..errors import FileFormatError, UnsupportedError
 from ..keras_arch import ConfigLayer
-from ..model import Layer
 from .builder import GraphBuilder, Value
 from .layers import LayerCall, emitter_for
 from .nodes import Call, TensorRef, endpoints, layer_calls, raw_layers
@@ -28,7 +27,7 @@ Key = tuple[str, int, int]
 class _Pending:
     layer: ConfigLayer
     record: dict[str, Any]
-    node: int  # the node index other calls use to refer to this call
+    node: int  # the call's position among the layer's calls in the config
     call: Call
 
 
@@ -37,10 +36,10 @@ class ModelWalker:
 
     Args:
         builder: where nodes and initializers go.
-        weights: the file's layers by path (``conv1``, ``outer/inner``).
+        weights: the file's layers by path (``conv1``, ``outer/inner``): anything with ``get(path)``.
     """
 
-    def __init__(self, builder: GraphBuilder, weights: dict[str, Layer]):
+    def __init__(self, builder: GraphBuilder, weights: Any):
         self.builder = builder
         self.weights = weights
 
@@ -69,30 +68,33 @@ class ModelWalker:
     # -- Functional ------------------------------------------------------------------------
     def _run_functional(self, model: ConfigLayer, record: dict[str, Any], inputs: list[Value],
                         prefix: str) -> list[Value]:
-        values: dict[Key, Value] = {}
+        values: dict[Key, Value] = {}  # (layer, call index in the config, tensor)
         input_refs = endpoints(model.config, "input_layers")
         if len(input_refs) != len(inputs):
             raise FileFormatError(f"model {model.name!r} declares {len(input_refs)} inputs but is called "
                                   f"with {len(inputs)}")
         for ref, value in zip(input_refs, inputs):
-            values[(ref.layer, ref.node, ref.tensor)] = value
-        pending = self._pending(model, record, {ref.layer for ref in input_refs})
+            values[(ref.layer, 0, ref.tensor)] = value
+        pending, offsets = self._pending(model, record, {ref.layer for ref in input_refs})
+        resolve = _Resolver(offsets)
         while pending:
-            remaining = [item for item in pending if not self._try(item, values, prefix)]
+            remaining = [item for item in pending if not self._try(item, values, resolve, prefix)]
             if len(remaining) == len(pending):
-                raise FileFormatError(_stuck(model, remaining, values))
+                raise FileFormatError(_stuck(model, remaining, values, resolve))
             pending = remaining
         outputs = []
         for ref in endpoints(model.config, "output_layers"):
-            key = (ref.layer, ref.node, ref.tensor)
+            key = resolve.endpoint(ref)
             if key not in values:
-                raise FileFormatError(f"model {model.name!r} names output {list(key)}, which no layer produces")
+                raise FileFormatError(f"model {model.name!r} names output {[ref.layer, ref.node, ref.tensor]}, "
+                                      "which no layer produces")
             outputs.append(values[key])
         return outputs
 
-    def _pending(self, model: ConfigLayer, record: dict[str, Any], inputs: set[str]) -> list[_Pending]:
+    def _pending(self, model: ConfigLayer, record: dict[str, Any],
+                 inputs: set[str]) -> tuple[list[_Pending], dict[str, tuple[int, int]]]:
         items: list[tuple[ConfigLayer, dict[str, Any], list[Call]]] = []
-        referenced: dict[str, list[int]] = {}
+        inbound: dict[str, list[int]] = {}
         for layer, layer_record in zip(model.layers, raw_layers(record)):
             calls = layer_calls(layer_record)
             if layer.class_name == "InputLayer" and layer.name in inputs:
@@ -100,21 +102,21 @@ class ModelWalker:
             items.append((layer, layer_record, calls))
             for call in calls:
                 for ref in call.tensors():
-                    referenced.setdefault(ref.layer, []).append(ref.node)
+                    inbound.setdefault(ref.layer, []).append(ref.node)
+        outward: dict[str, list[int]] = {}
         for ref in endpoints(model.config, "output_layers"):
-            referenced.setdefault(ref.layer, []).append(ref.node)
-        pending = []
-        for layer, layer_record, calls in items:
-            offset = _node_offset(layer, calls, referenced.get(layer.name, []))
-            pending.extend(_Pending(layer, layer_record, offset + i, call) for i, call in enumerate(calls))
-        return pending
+            outward.setdefault(ref.layer, []).append(ref.node)
+        offsets = {layer.name: _node_offsets(layer, calls, inbound.get(layer.name, []), outward.get(layer.name, []))
+                   for layer, _, calls in items}
+        pending = [_Pending(layer, layer_record, index, call)
+                   for layer, layer_record, calls in items for index, call in enumerate(calls)]
+        return pending, offsets
 
-    def _try(self, item: _Pending, values: dict[Key, Value], prefix: str) -> bool:
-        refs = item.call.tensors()
-        keys = [(r.layer, r.node, r.tensor) for r in refs]
+    def _try(self, item: _Pending, values: dict[Key, Value], resolve: _Resolver, prefix: str) -> bool:
+        keys = [resolve.inbound(ref) for ref in item.call.tensors()]
         if any(key not in values for key in keys):
             return False
-        args = _substitute(item.call.args, values)
+        args = _substitute(item.call.args, values, resolve)
         outputs = self._emit(item.layer, item.record, item.call, [values[k] for k in keys], args,
                              _join(prefix, item.layer.name))
         for index, value in enumerate(outputs):
@@ -144,39 +146,60 @@ def _join(prefix: str, name: str) -> str:
     return f"{prefix}/{name}" if prefix else name
 
 
-def _node_offset(layer: ConfigLayer, calls: list[Call], referenced: list[int]) -> int:
-    """How the config numbers a nested model's calls: from 1 where its node 0 is its own construction.
+class _Resolver:
+    """Turns a config's (layer, node, tensor) reference into (layer, call index, tensor)."""
 
-    Keras 3 counts from 1 for Functional models and from 0 for Sequential ones;
-    tf.keras and Keras 2 count from 1 for models built on an Input. References past
-    the last recorded call settle it either way.
+    def __init__(self, offsets: dict[str, tuple[int, int]]):
+        self.offsets = offsets
+
+    def inbound(self, ref: TensorRef) -> Key:
+        return (ref.layer, ref.node - self.offsets.get(ref.layer, (0, 0))[0], ref.tensor)
+
+    def endpoint(self, ref: TensorRef) -> Key:
+        return (ref.layer, ref.node - self.offsets.get(ref.layer, (0, 0))[1], ref.tensor)
+
+
+def _node_offsets(layer: ConfigLayer, calls: list[Call], inbound: list[int], outward: list[int]) -> tuple[int, int]:
+    """How a config numbers a nested model's calls, in other layers' inputs and in ``output_layers``.
+
+    A model built on an Input starts with a node of its own. tf.keras and Keras 2 count
+    it everywhere (the first call is node 1). Keras 3 has no such node: its layers'
+    inputs count calls from 0, but ``output_layers`` still count from 1 for Functional
+    models (not Sequential ones). References past the last call, or to node 0, settle it.
     """
     if not layer.is_model or not calls:
-        return 0
-    if referenced and max(referenced) >= len(calls):
-        return 1
-    if referenced and min(referenced) == 0:
-        return 0
-    legacy = calls[0].legacy
-    if layer.class_name == "Sequential":
+        return 0, 0
+    sequential = layer.class_name == "Sequential"
+    if calls[0].legacy:
         first = layer.layers[0].class_name if layer.layers else ""
-        return 1 if legacy and first == "InputLayer" else 0
-    return 1
+        default = 0 if sequential and first != "InputLayer" else 1
+        inbound_default = outward_default = default
+    else:
+        inbound_default, outward_default = 0, 0 if sequential else 1
+    return _settled(inbound, len(calls), inbound_default), _settled(outward, len(calls), outward_default)
 
 
-def _substitute(item: Any, values: dict[Key, Value]) -> Any:
+def _settled(references: list[int], count: int, default: int) -> int:
+    if references and max(references) >= count:
+        return 1
+    if references and min(references) == 0:
+        return 0
+    return default
+
+
+def _substitute(item: Any, values: dict[Key, Value], resolve: _Resolver) -> Any:
     if isinstance(item, TensorRef):
-        return values[(item.layer, item.node, item.tensor)]
+        return values[resolve.inbound(item)]
     if isinstance(item, list):
-        return [_substitute(sub, values) for sub in item]
+        return [_substitute(sub, values, resolve) for sub in item]
     return item
 
 
-def _stuck(model: ConfigLayer, remaining: list[_Pending], values: dict[Key, Value]) -> str:
+def _stuck(model: ConfigLayer, remaining: list[_Pending], values: dict[Key, Value], resolve: _Resolver) -> str:
     missing = []
     for item in remaining[:3]:
         for ref in item.call.tensors():
-            if (ref.layer, ref.node, ref.tensor) not in values:
+            if resolve.inbound(ref) not in values:
                 missing.append(f"{item.layer.name} needs {ref.layer}[node {ref.node}, tensor {ref.tensor}]")
                 break
     return (f"the graph of model {model.name!r} cannot be completed: " + "; ".join(missing)

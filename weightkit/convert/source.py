@@ -19,7 +19,7 @@ from ..errors import FileFormatError, UnsupportedError, UsageError
 from ..keras_arch import ConfigLayer, parse_config
 from ..model import Layer, Model
 
-__all__ = ["KerasSource", "open_source"]
+__all__ = ["KerasSource", "WeightIndex", "open_source"]
 
 _MAX_JSON_BYTES = 256 * 1024 * 1024
 
@@ -31,14 +31,14 @@ class KerasSource:
     Attributes:
         record: the raw ``{"class_name", "config"}`` architecture record.
         root: the same, parsed.
-        weights: the weights file's layers by path (``conv1``, ``outer/inner``).
+        weights: the weights file's layers by path (``conv1``, ``outer/inner``), as a `WeightIndex`.
         keras_major: 1, 2 or 3: which Keras defined the architecture.
         model: the weights file as read (closed by `close`).
     """
 
     record: dict[str, Any]
     root: ConfigLayer
-    weights: dict[str, Layer]
+    weights: WeightIndex
     keras_major: int
     model: Model
     arch_path: str | None = None
@@ -118,7 +118,7 @@ def _looks_like_json(path: Any) -> bool:
             head = handle.read(64).lstrip()
     except OSError as exc:
         raise FileFormatError(f"cannot read the architecture file: {exc.strerror}", path=path) from None
-    return head[:1] in (b"{", b"[")
+    return head[:1] in (b"{", b"[", b'"')
 
 
 def _read_json(path: Any) -> Any:
@@ -126,20 +126,49 @@ def _read_json(path: Any) -> Any:
     if size > _MAX_JSON_BYTES:
         raise FileFormatError(f"an architecture of {size} bytes is not plausible; refused", path=path)
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if isinstance(data, str):  # model.to_json() written with json.dump: a JSON string of JSON
+            data = json.loads(data)
+        return data
     except (ValueError, UnicodeDecodeError) as exc:
         raise FileFormatError(f"not valid JSON ({exc})", path=path) from None
 
 
-def _weights(model: Model, root: ConfigLayer, separate_arch: bool, extra: list[Any]) -> dict[str, Layer]:
+class WeightIndex:
+    """The weights file's layers by path, as the converter asks for them.
+
+    A weights-only ``.h5`` has no config to say which folders of a nested model's
+    group are layers; when ``outer/inner`` is not a layer of the file, the tensors
+    under ``outer`` whose names sit in a folder named ``inner`` are.
+    """
+
+    def __init__(self, layers: list[Layer]):
+        self._by_path: dict[str, Layer] = {}
+        for top in layers:
+            for path, layer in top.walk():
+                self._by_path.setdefault(path, layer)
+
+    def get(self, path: str) -> Layer | None:
+        found = self._by_path.get(path)
+        if found is not None and (found.tensors or found.layers) or "/" not in path:
+            return found
+        top, leaf = path.split("/", 1)[0], path.rsplit("/", 1)[-1]
+        outer = self._by_path.get(top)
+        if outer is None:
+            return found
+        tensors = {t.role or t.name: t for t in outer.all_tensors()
+                   if "/" in t.name and (f"/{t.name.rsplit('/', 1)[0]}").endswith(f"/{leaf}")}
+        if not tensors:
+            return found
+        layer = self._by_path[path] = Layer(leaf, tensors=tensors)
+        return layer
+
+
+def _weights(model: Model, root: ConfigLayer, separate_arch: bool, extra: list[Any]) -> WeightIndex:
     layers = model.layers
     if model.format == "keras-v3-weights" and separate_arch and model.source:
         layers = _reread_keras3_store(Path(model.source), root, extra)
-    found: dict[str, Layer] = {}
-    for top in layers:
-        for path, layer in top.walk():
-            found.setdefault(path, layer)
-    return found
+    return WeightIndex(layers)
 
 
 def _reread_keras3_store(path: Path, root: ConfigLayer, extra: list[Any]) -> list[Layer]:

@@ -40,6 +40,7 @@ def test_batch_norm_on_features_and_sequences(keras, check):
     check(randomize(keras, keras.Model(inputs, x)), suffixes=(".keras", ".h5"))
 
 
+@pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`")
 @pytest.mark.parametrize("options", [
     {}, {"axis": [1, 2, 3]}, {"axis": [2, 3]}, {"center": False}, {"scale": False}, {"rms_scaling": True},
 ])

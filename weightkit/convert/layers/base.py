@@ -60,8 +60,10 @@ class LayerCall:
             found = next(iter(self.weights.tensors.values()))
         return found
 
-    def array(self, role: str, required: bool = True, sole: bool = False) -> np.ndarray | None:
-        """The weight's data; FileFormatError if ``required`` and the file lacks it."""
+    def array(self, role: str, required: bool = True, sole: bool = False,
+              expect: tuple[Any, ...] | None = None) -> np.ndarray | None:
+        """The weight's data; FileFormatError if ``required`` and the file lacks it, or if its shape is not
+        ``expect`` (None in ``expect`` matches any size)."""
         tensor = self.tensor(role, sole)
         if tensor is None:
             if required:
@@ -70,6 +72,11 @@ class LayerCall:
                                       f"in the file (it has: {have})",
                                       hint="the weights do not belong to this architecture")
             return None
+        if expect is not None and not _fits(tensor.shape, expect):
+            wanted = "(" + ", ".join("?" if d is None else str(d) for d in expect) + ")"
+            raise FileFormatError(f"layer {self.path!r} ({self.layer.class_name}): its {role!r} weight has shape "
+                                  f"{tuple(tensor.shape)}, the architecture needs {wanted}",
+                                  hint="the weights do not belong to this architecture")
         return np.asarray(tensor.read())
 
     def output_shape(self) -> tuple[Any, ...] | None:
@@ -79,6 +86,11 @@ class LayerCall:
     def output(self, name: str, like: Value) -> Value:
         """The call's output: tensor ``name`` in ``like``'s layout with the Keras output shape."""
         return Value(name, self.output_shape(), like.perm)
+
+
+def _fits(shape: tuple[int, ...], expect: tuple[Any, ...]) -> bool:
+    return len(shape) == len(expect) and all(e is None or not isinstance(e, int) or s == e
+                                             for s, e in zip(shape, expect))
 
 
 Emit = Callable[[GraphBuilder, LayerCall], list[Value]]

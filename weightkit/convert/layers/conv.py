@@ -108,10 +108,21 @@ def _conv_node(b: GraphBuilder, x: Value, weight: str, bias: str | None, spec: C
                   dilations=spec.dilations, group=group, **_pad_attrs(x, spec))
 
 
-def _bias(b: GraphBuilder, call: LayerCall, spec: ConvSpec) -> str | None:
+def _channels(x: Value, spec: ConvSpec) -> Any:
+    """The input's channel count (None if unknown)."""
+    if x.shape is None:
+        return None
+    return x.shape[-1] if spec.channels_last else x.shape[1]
+
+
+def _filters(call: LayerCall) -> Any:
+    return option(call.config, "filters", "nb_filter")
+
+
+def _bias(b: GraphBuilder, call: LayerCall, spec: ConvSpec, size: Any = None) -> str | None:
     if not spec.use_bias:
         return None
-    bias = call.array("bias")
+    bias = call.array("bias", expect=(size if size is not None else _filters(call),))
     return b.weight((call.path, "bias"), f"{call.path}/bias", lambda: bias)
 
 
@@ -129,16 +140,23 @@ def conv(b: GraphBuilder, call: LayerCall) -> list[Value]:
     spec = conv_spec(call.config, _rank_of(call.layer))
     x = _layout_input(b, call.inputs[0], spec)
     tensor = call.tensor("weight")
-    kernel = call.array("weight")
+    channels = _channels(x, spec)
+    grouped = channels // spec.groups if isinstance(channels, int) else None
+    if tensor is not None and tensor.layout == "OIHW":
+        expect = (_filters(call), grouped, *spec.kernel)
+    else:
+        expect = (*spec.kernel, grouped, _filters(call))
+    kernel = call.array("weight", expect=expect)
     weight = b.weight((call.path, "weight"), f"{call.path}/kernel",
                       lambda: onnx_kernel(kernel, tensor.layout if tensor else None))
     output = _conv_node(b, x, weight, _bias(b, call, spec), spec, call.path, spec.groups)
     return _finish(b, call, output, x, spec)
 
 
-def _depthwise_weight(b: GraphBuilder, call: LayerCall, role: str) -> tuple[str, int]:
+def _depthwise_weight(b: GraphBuilder, call: LayerCall, role: str, x: Value, spec: ConvSpec) -> tuple[str, int]:
     """The depthwise kernel ``(*k, in, mult)`` as ``(in*mult, 1, *k)``, and ``in`` (the group count)."""
-    kernel = call.array(role)
+    expect = (*spec.kernel, _channels(x, spec), call.config.get("depth_multiplier", 1))
+    kernel = call.array(role, expect=expect)
     channels, multiplier = kernel.shape[-2], kernel.shape[-1]
     flat = kernel.reshape(*kernel.shape[:-2], 1, channels * multiplier)
     name = b.weight((call.path, role), f"{call.path}/{'depthwise_kernel' if role != 'weight' else 'kernel'}",
@@ -151,8 +169,9 @@ def depthwise(b: GraphBuilder, call: LayerCall) -> list[Value]:
     spec = conv_spec(call.config, _rank_of(call.layer))
     x = _layout_input(b, call.inputs[0], spec)
     role = "weight" if call.tensor("weight") is not None else "depthwise_weight"
-    weight, channels = _depthwise_weight(b, call, role)
-    output = _conv_node(b, x, weight, _bias(b, call, spec), spec, call.path, channels)
+    weight, channels = _depthwise_weight(b, call, role, x, spec)
+    multiplier = call.config.get("depth_multiplier", 1)
+    output = _conv_node(b, x, weight, _bias(b, call, spec, channels * multiplier), spec, call.path, channels)
     return _finish(b, call, output, x, spec)
 
 
@@ -161,9 +180,10 @@ def separable(b: GraphBuilder, call: LayerCall) -> list[Value]:
     """A depthwise Conv without bias, then a 1x1 Conv with the bias (Keras's own two steps)."""
     spec = conv_spec(call.config, _rank_of(call.layer))
     x = _layout_input(b, call.inputs[0], spec)
-    weight, channels = _depthwise_weight(b, call, "depthwise_weight")
+    weight, channels = _depthwise_weight(b, call, "depthwise_weight", x, spec)
     depthwise_out = _conv_node(b, x, weight, None, spec, f"{call.path}/depthwise", channels)
-    pointwise = call.array("pointwise_weight")
+    middle = channels * call.config.get("depth_multiplier", 1)
+    pointwise = call.array("pointwise_weight", expect=(*([1] * spec.rank), middle, _filters(call)))
     point_weight = b.weight((call.path, "pointwise_weight"), f"{call.path}/pointwise_kernel",
                             lambda: onnx_kernel(pointwise, None))
     ones = [1] * spec.rank
@@ -187,7 +207,7 @@ def conv_transpose(b: GraphBuilder, call: LayerCall) -> list[Value]:
     """ConvTranspose with pads/output_padding that give Keras's output length (TF's cropping)."""
     spec = conv_spec(call.config, _rank_of(call.layer))
     x = _layout_input(b, call.inputs[0], spec)
-    kernel = call.array("weight")
+    kernel = call.array("weight", expect=(*spec.kernel, _filters(call), _channels(x, spec)))
     weight = b.weight((call.path, "weight"), f"{call.path}/kernel", lambda: onnx_kernel(kernel, None))
     extra = call.config.get("output_padding")
     pads, output_padding = transpose_pads(spec.padding, spec.kernel, spec.strides, spec.dilations,

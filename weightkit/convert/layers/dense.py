@@ -24,9 +24,10 @@ def _check(layer: ConfigLayer) -> str | None:
 @emits("Dense", check=_check)
 def dense(b: GraphBuilder, call: LayerCall) -> list[Value]:
     x = call.inputs[0]
-    kernel = call.array("weight")
+    units = option(call.config, "units", "output_dim")
+    kernel = call.array("weight", expect=(x.shape[-1] if x.shape else None, units))
     use_bias = bool(option(call.config, "use_bias", "bias", default=True))
-    bias = call.array("bias") if use_bias else None
+    bias = call.array("bias", expect=(units,)) if use_bias else None
     rank = x.rank or 2
     if rank >= 3 and x.perm == channels_first_perm(rank):
         output = _as_conv(b, call, x, kernel, bias)

@@ -34,14 +34,15 @@ def _check_batch_norm(layer: ConfigLayer) -> str | None:
 @emits("BatchNormalization", check=_check_batch_norm)
 def batch_norm(b: GraphBuilder, call: LayerCall) -> list[Value]:
     x = call.inputs[0]
-    mean = call.array("running_mean").astype(np.float32)
-    variance = call.array("running_var").astype(np.float32)
-    gamma = call.array("weight", required=False)
-    beta = call.array("bias", required=False)
+    axis = _axes(call.config)[0]
+    size = (x.shape[axis] if x.shape else None,)
+    mean = call.array("running_mean", expect=size).astype(np.float32)
+    variance = call.array("running_var", expect=size).astype(np.float32)
+    gamma = call.array("weight", required=False, expect=size)
+    beta = call.array("bias", required=False, expect=size)
     gamma = np.ones_like(mean) if gamma is None else gamma
     beta = np.zeros_like(mean) if beta is None else beta
     epsilon = float(call.config.get("epsilon", 1e-3))
-    axis = _axes(call.config)[0]
     if x.rank is not None and x.rank >= 3 and axis % x.rank == x.rank - 1:
         x = b.channels_first(x)
     if x.rank is not None and x.rank >= 2 and x.onnx_axis(axis) == 1:
