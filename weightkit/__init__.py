@@ -11,9 +11,15 @@ tensors; every operation works on Models::
 from __future__ import annotations
 
 import os
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING
 
 from .errors import FileFormatError, UnsafeFileError, UnsupportedError, UsageError, WeightkitError
 from .model import Layer, Model, Tensor, TensorSpec
+
+if TYPE_CHECKING:
+    from .ops.check import CheckReport
+    from .ops.diff import Diff
 
 __all__ = [
     "load",
@@ -67,7 +73,7 @@ def save(model: Model, path: str | os.PathLike[str], format: str | None = None, 
     write(model, path, format, force=force)
 
 
-def diff(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str], *, values: bool = False):  # noqa: ANN201
+def diff(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str], *, values: bool = False) -> Diff:
     """Align two architectures layer by layer (any formats); returns a `weightkit.ops.diff.Diff`.
 
     Example:
@@ -81,7 +87,8 @@ def diff(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str], *
 
 
 def check(first: Model | str | os.PathLike[str], head: Model | str | os.PathLike[str] | None = None, *,
-          into: Model | str | os.PathLike[str] | None = None, input_shape: tuple[int, ...] | None = None):  # noqa: ANN201
+          into: Model | str | os.PathLike[str] | None = None,
+          input_shape: tuple[int, ...] | None = None) -> CheckReport:
     """``check(backbone, head)``: does the head fit; ``check(checkpoint, into=model)``: would it load.
 
     Returns a `weightkit.ops.check.CheckReport` whose findings carry the tensors involved and the fix.
@@ -112,10 +119,8 @@ def convert(path: str | os.PathLike[str], output: str | os.PathLike[str] | None 
     return importlib.import_module(".convert", __name__)(path, output, **options)
 
 
-def _opened(value: Model | str | os.PathLike[str]) -> Model:
-    """A model as given, or loaded from a path (closed by the caller's ``with``)."""
+def _opened(value: Model | str | os.PathLike[str]) -> AbstractContextManager[Model]:
+    """A model as given (left open), or loaded from a path (closed when the ``with`` ends)."""
     if isinstance(value, Model):
-        from contextlib import nullcontext
-
-        return nullcontext(value)  # type: ignore[return-value]
+        return nullcontext(value)
     return load(value)
