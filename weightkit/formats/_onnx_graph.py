@@ -13,7 +13,7 @@ belongs to the first; the others name it under ``config["shared"]``. Subgraphs
 
 from __future__ import annotations
 
-from collections import ChainMap, Counter
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,18 +31,55 @@ _GRAPH, _GRAPHS = 5, 10
 _OPERAND_DTYPES = ("int64", "int32")
 
 
+class _Names:
+    """Names of a graph, falling back to its enclosing graphs' (a small, fast ChainMap)."""
+
+    __slots__ = ("local", "parent")
+
+    def __init__(self, parent: _Names | None = None):
+        self.local: dict[str, Any] = {}
+        self.parent = parent
+
+    def __contains__(self, name: str) -> bool:
+        scope: _Names | None = self
+        while scope is not None:
+            if name in scope.local:
+                return True
+            scope = scope.parent
+        return False
+
+    def get(self, name: str, default: Any = None) -> Any:
+        scope: _Names | None = self
+        while scope is not None:
+            if name in scope.local:
+                return scope.local[name]
+            scope = scope.parent
+        return default
+
+    def __getitem__(self, name: str) -> Any:
+        value = self.get(name, _MISSING)
+        if value is _MISSING:
+            raise KeyError(name)
+        return value
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.local[name] = value
+
+
+_MISSING = object()
+
+
 @dataclass
 class _Scope:
     """Names visible in one graph: constants, constant-only nodes, and which layer produces an edge."""
 
-    constants: ChainMap[str, Tensor]
-    chains: ChainMap[str, Any]
-    producers: ChainMap[str, str]
-    owners: ChainMap[str, int]
+    constants: _Names = field(default_factory=_Names)
+    chains: _Names = field(default_factory=_Names)
+    producers: _Names = field(default_factory=_Names)
+    owners: _Names = field(default_factory=_Names)
 
     def child(self) -> _Scope:
-        return _Scope(self.constants.new_child(), self.chains.new_child(), self.producers.new_child(),
-                      self.owners.new_child())
+        return _Scope(_Names(self.constants), _Names(self.chains), _Names(self.producers), _Names(self.owners))
 
     def is_constant(self, edge: str) -> bool:
         return edge in self.constants or edge in self.chains
@@ -70,7 +107,7 @@ class GraphReader:
 
     def read(self, graph: Any) -> list[Layer]:
         """The layers of the main graph (subgraphs nested inside their nodes' layers)."""
-        return self._graph_layers(graph, _Scope(ChainMap(), ChainMap(), ChainMap(), ChainMap()))
+        return self._graph_layers(graph, _Scope())
 
     def unused(self) -> list[Tensor]:
         """Constants no node consumes (unused initializers, dead Constant nodes)."""
@@ -89,11 +126,12 @@ class GraphReader:
         consumers = _consumers(nodes, outputs)
         fused = self._bias_adds(nodes, scope, consumers)
         names = _layer_names(nodes)
-        chain_ids = {id(node) for node in scope.chains.maps[0].values()}
+        chain_ids = {id(node) for node in scope.chains.local.values()}
+        fused_adds = set(fused.values())
         layers: list[tuple[int, Layer]] = []
         for index, node in enumerate(nodes):
             self.histogram[_op_key(node)] += 1
-            if _is_constant_node(node) or index in fused.values() or id(node) in chain_ids:
+            if _is_constant_node(node) or index in fused_adds or id(node) in chain_ids:
                 continue
             layer = self._node_layer(node, names[index], scope)
             if index in fused:
@@ -105,7 +143,7 @@ class GraphReader:
         return [layer for _, layer in sorted(layers, key=lambda pair: pair[0])]
 
     def _collect_constants(self, graph: Any, nodes: list[Any], scope: _Scope) -> None:
-        local = scope.constants.maps[0]
+        local = scope.constants.local
         for init in graph.initializer:
             local.setdefault(init.name, self._remember(self.source.tensor(init, init.name)))
         for sparse in graph.sparse_initializer:
@@ -134,7 +172,7 @@ class GraphReader:
 
     def _collect_chains(self, nodes: list[Any], scope: _Scope, outputs: set[str]) -> None:
         """Nodes that only re-express constants (in graph order, so chains of them are found)."""
-        local = scope.chains.maps[0]
+        local = scope.chains.local
         for node in nodes:
             if node.op_type not in _CHAIN_OPS or not ops.is_default_domain(node.domain) or len(node.output) != 1:
                 continue
@@ -145,16 +183,18 @@ class GraphReader:
 
     def _choose_owners(self, nodes: list[Any], scope: _Scope) -> None:
         """A constant belongs to the first node using it as a weight (a Conv's W, not a Shape's input)."""
-        chain_ids = {id(node) for node in scope.chains.maps[0].values()}
+        chain_ids = {id(node) for node in scope.chains.local.values()}
         for node in nodes:
             if id(node) in chain_ids or _is_constant_node(node):
+                continue
+            if not ops.has_weight_roles(node.op_type, node.domain):
                 continue
             names, variadic = ops.input_names(node.op_type, node.domain, self._opset(node.domain))
             for position, edge in enumerate(node.input):
                 if edge and edge not in scope.owners and scope.is_constant(edge):
                     role = ops.role_of(node.op_type, node.domain, names, variadic, position)
                     if ops.is_weight_role(node.op_type, node.domain, role):
-                        scope.owners.maps[0][edge] = id(node)
+                        scope.owners.local[edge] = id(node)
 
     # -- one node ------------------------------------------------------------------
 

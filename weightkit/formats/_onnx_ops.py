@@ -14,7 +14,7 @@ from typing import Any
 from ..model import Layer
 from ._onnx_source import onnx_dtype
 
-__all__ = ["DEFAULT_DOMAINS", "input_names", "role_of", "is_weight_role", "kind_of", "layout_of", "weight_note",
+__all__ = ["DEFAULT_DOMAINS", "input_names", "role_of", "is_weight_role", "has_weight_roles", "kind_of", "layout_of", "weight_note",
            "node_config", "attribute_value", "is_default_domain"]
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -75,6 +75,11 @@ def input_names(op_type: str, domain: str, version: int | None) -> tuple[tuple[s
     inputs = tuple(schema.inputs)
     variadic = bool(inputs) and inputs[-1].option == defs.OpSchema.FormalParameterOption.Variadic
     return tuple(i.name for i in inputs), variadic
+
+
+def has_weight_roles(op_type: str, domain: str) -> bool:
+    """True for operators that take learned weights as inputs (Conv, Gemm, BatchNormalization, Gather...)."""
+    return is_default_domain(domain) and (op_type in _ROLES or op_type == "Gather")
 
 
 def is_weight_role(op_type: str, domain: str, role: str) -> bool:

@@ -81,6 +81,7 @@ class OnnxSource:
         self.external = ExternalData(path)
         self._self_spans: set[tuple[int, int]] = set()
         self._loaders: dict[int, Callable[[], np.ndarray]] = {}
+        self._location_entry: bytes | None = None
         self._handle = open(path, "rb")
         try:
             self.proto = self._parse()
@@ -130,11 +131,11 @@ class OnnxSource:
         return [buf[start:payload.start], buf[payload.end:end], self._reference(offset, length)]
 
     def _reference(self, offset: int, length: int) -> bytes:
-        entries = b"".join(
-            wire.encode_len_field(13, wire.encode_len_field(1, key) + wire.encode_len_field(2, value))
-            for key, value in ((b"location", self.location.encode("utf-8", "surrogateescape")),
-                               (b"offset", str(offset).encode()), (b"length", str(length).encode())))
-        return entries + wire.encode_tag(14, wire.VARINT) + wire.encode_varint(_EXTERNAL)
+        """external_data entries (location, offset, length) and data_location EXTERNAL, encoded."""
+        if self._location_entry is None:
+            self._location_entry = _entry(b"location", self.location.encode("utf-8", "surrogateescape"))
+        return (self._location_entry + _entry(b"offset", str(offset).encode())
+                + _entry(b"length", str(length).encode()) + _EXTERNAL_FIELD)
 
     # -- tensors ---------------------------------------------------------------------
 
@@ -145,12 +146,12 @@ class OnnxSource:
             FileFormatError: bad dims, or data that does not match the shape and type.
             UnsafeFileError: external data outside the model's folder.
         """
-        shape = tuple(int(d) for d in proto.dims)
-        if any(d < 0 for d in shape):
+        shape = tuple(proto.dims)
+        if shape and min(shape) < 0:
             raise FileFormatError(f"tensor {name!r} has a negative dimension {list(shape)}", path=self.path)
         dtype = onnx_dtype(proto.data_type)
         tensor = Tensor(name, shape, dtype, **fields)
-        if proto.segment.ByteSize():
+        if proto.HasField("segment"):
             tensor.note = "segmented tensor (TensorProto.segment); weightkit does not read segments"
         elif dtype.startswith("onnx_type_") or proto.data_type == 0:
             tensor.note = f"ONNX data type {proto.data_type} is not one weightkit knows"
@@ -167,9 +168,10 @@ class OnnxSource:
         """True when ``tensor`` still reads the data this file holds for it (its loader is ours)."""
         return tensor.loader is not None and self._loaders.get(id(tensor.loader)) is tensor.loader
 
-    def owns(self, proto: Any) -> bool:
+    def owns(self, proto: Any, entries: dict[str, str] | None = None) -> bool:
         """True when an external tensor points into this .onnx file (a payload the reader left there)."""
-        entries = {entry.key: entry.value for entry in proto.external_data}
+        if entries is None:
+            entries = {entry.key: entry.value for entry in proto.external_data}
         offset, length = entries.get("offset", ""), entries.get("length", "")
         return (entries.get("location") == self.location and offset.isdigit() and length.isdigit()
                 and (int(offset), int(length)) in self._self_spans)
@@ -187,7 +189,7 @@ class OnnxSource:
             raise UnsupportedError(f"string tensor {name!r} is stored as external data, which ONNX does not allow",
                                    path=self.path)
         expected = dtypes.nbytes_of(dtype, prod(proto.dims)) if dtypes.bits_of(dtype) else None
-        if self.owns(proto):
+        if self.owns(proto, entries):
             offset, length = int(entries["offset"]), int(entries["length"])
             if expected is not None and length != expected:
                 raise FileFormatError(f"tensor {name!r} holds {length} bytes but its shape {list(proto.dims)} "
@@ -245,6 +247,13 @@ class OnnxSource:
             raise FileFormatError(f"tensor {tensor.name!r} holds {found} {'bytes' if proto.HasField('raw_data') else 'values'} "
                                   f"but its shape {list(tensor.shape)} and type {tensor.dtype} need {expected}",
                                   path=self.path, hint="the file is corrupted")
+
+
+def _entry(key: bytes, value: bytes) -> bytes:
+    return wire.encode_len_field(13, wire.encode_len_field(1, key) + wire.encode_len_field(2, value))
+
+
+_EXTERNAL_FIELD = wire.encode_tag(14, wire.VARINT) + wire.encode_varint(_EXTERNAL)
 
 
 def _typed_count(tensor: Tensor) -> int:

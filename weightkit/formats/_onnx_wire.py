@@ -115,23 +115,40 @@ def encode_len_field(number: int, payload: bytes) -> bytes:
 
 def fields(buf: Any, start: int, end: int) -> Iterator[Field]:
     """The fields of the message in ``buf[start:end]``, in file order, bounds-checked."""
+    for number, wire, field_start, value_start, field_end, value in _spans(buf, start, end):
+        yield Field(number, wire, field_start, value_start, field_end, value)
+
+
+def _spans(buf: Any, start: int, end: int) -> Iterator[tuple[int, int, int, int, int, int]]:
+    """`fields` as plain tuples, with one-byte tags and lengths decoded inline (the common case)."""
     pos = start
     while pos < end:
-        tag, value_start = read_varint(buf, pos, end)
+        tag = buf[pos]
+        value_start = pos + 1
+        if tag >= 0x80:
+            tag, value_start = read_varint(buf, pos, end)
         number, wire = tag >> 3, tag & 7
-        if number == 0 or wire not in _WIRE_TYPES:
-            raise WireError(f"invalid field tag {tag} at byte {pos}")
         value = 0
-        if wire == VARINT:
-            value, field_end = read_varint(buf, value_start, end)
-        elif wire == LEN:
-            length, value_start = read_varint(buf, value_start, end)
+        if wire == LEN:
+            if value_start >= end:
+                raise WireError(f"field {number} at byte {pos} runs past the end of its message")
+            length = buf[value_start]
+            if length < 0x80:
+                value_start += 1
+            else:
+                length, value_start = read_varint(buf, value_start, end)
             field_end = value_start + length
-        else:
+        elif wire == VARINT:
+            value, field_end = read_varint(buf, value_start, end)
+        elif wire == I64 or wire == I32:
             field_end = value_start + (8 if wire == I64 else 4)
+        else:
+            raise WireError(f"invalid field tag {tag} at byte {pos}")
+        if number == 0:
+            raise WireError(f"invalid field tag {tag} at byte {pos}")
         if field_end > end:
             raise WireError(f"field {number} at byte {pos} runs past the end of its message")
-        yield Field(number, wire, pos, value_start, field_end, value)
+        yield number, wire, pos, value_start, field_end, value
         pos = field_end
 
 
@@ -161,22 +178,21 @@ def rewrite(buf: Any, start: int, end: int, visit: TensorVisitor, *, message: st
     children = _CHILDREN[message]
     out: list[Chunk] | None = None
     copied = start
-    for field in fields(buf, start, end):
-        child = children.get(field.number) if field.wire == LEN else None
-        if child is None or field.end - field.value_start < threshold:
+    for number, wire, field_start, value_start, field_end, _ in _spans(buf, start, end):
+        if wire != LEN or field_end - value_start < threshold or number not in children:
             continue
-        if needle is not None and buf.find(needle, field.value_start, field.end) < 0:
+        if needle is not None and buf.find(needle, value_start, field_end) < 0:
             continue
-        inner = rewrite(buf, field.value_start, field.end, visit, message=child, threshold=threshold,
+        inner = rewrite(buf, value_start, field_end, visit, message=children[number], threshold=threshold,
                         needle=needle, depth=depth + 1)
         if inner is None:
             continue
         if out is None:
             out = []
-        out.append(buf[copied:field.start])
-        out.append(encode_tag(field.number, LEN) + encode_varint(chunks_size(inner)))
+        out.append(buf[copied:field_start])
+        out.append(encode_tag(number, LEN) + encode_varint(chunks_size(inner)))
         out.extend(inner)
-        copied = field.end
+        copied = field_end
     if out is not None:
         out.append(buf[copied:end])
     return out
