@@ -440,3 +440,15 @@ def test_every_pickle_protocol(tmp_path, protocol, legacy):
         for tensor in model.tensors():
             assert_same(tensor, expected[tensor.name])
         assert model.metadata["checkpoint"]["args"] == {"class": "argparse.Namespace", "lr": 0.1, "name": "run"}
+
+
+def test_reading_after_close_is_a_clear_error(tmp_path):
+    torch.save({"w": torch.ones(3)}, tmp_path / "z.pt")
+    torch.save({"w": torch.ones(3)}, tmp_path / "l.pt", _use_new_zipfile_serialization=False)
+    for name in ("z.pt", "l.pt"):
+        model = weightkit.load(tmp_path / name)
+        tensor = model.tensors()[0]
+        model.close()
+        with pytest.raises(weightkit.UsageError, match="closed"):
+            tensor.read()
+

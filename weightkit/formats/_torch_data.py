@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .. import dtypes
-from ..errors import FileFormatError
+from ..errors import FileFormatError, UsageError
 from ..model import Tensor
 from ._torch_pickle import StorageRef, TorchTensor, element_size
 from ._zip import member_offset, open_member
@@ -48,6 +48,7 @@ class StorageFile:
         self.byteorder = byteorder
         self.runs: dict[str, tuple[int, int]] = {}
         self._handle: Any = None
+        self.closed = False
 
     def available(self, key: str) -> int | None:
         """Bytes present for storage ``key``, or None when the file has no such storage."""
@@ -60,6 +61,9 @@ class StorageFile:
         return self._read_at(offset + start, count)
 
     def _read_at(self, offset: int, count: int) -> np.ndarray:
+        if self.closed:
+            raise UsageError("the model was closed; its tensors can no longer be read",
+                             hint="read tensors inside the `with weightkit.load(...)` block")
         if self._handle is None:
             self._handle = open(self.path, "rb", buffering=0)
         buffer = np.empty(count, dtype=np.uint8)
@@ -74,6 +78,7 @@ class StorageFile:
         return buffer
 
     def close(self) -> None:
+        self.closed = True
         if self._handle is not None:
             self._handle.close()
             self._handle = None
@@ -94,6 +99,8 @@ class ZipStorages(StorageFile):
 
     def read(self, key: str, start: int, count: int) -> np.ndarray:
         info = self._infos[self._prefix + key]
+        if self.closed:
+            return self._read_at(0, 0)
         with zip_errors(self.path, f"zip member {info.filename}"):
             if info.compress_type != zipfile.ZIP_STORED:
                 with open_member(self._archive, info.filename, self.path) as member:

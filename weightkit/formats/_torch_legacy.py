@@ -33,8 +33,8 @@ _INT32 = struct.Struct("<i")
 
 def is_legacy(head: bytes) -> bool:
     """The stream starts with a pickle of the magic number (a LONG1 after an optional PROTO/FRAME)."""
-    return _MAGIC_BYTES in head[:32] and (head[:1] == b"\x80" or head[:2] == b"\x8a\x0a") \
-        or head.startswith(b"L%dL\n" % MAGIC_NUMBER)
+    pickled = _MAGIC_BYTES in head[:32] and (head[:1] == b"\x80" or head[:2] == b"\x8a\x0a")
+    return pickled or head.startswith(b"L%dL\n" % MAGIC_NUMBER)
 
 
 def is_tar(head: bytes) -> bool:
