@@ -187,8 +187,12 @@ class GraphBuilder:
         array = array.reshape((1,) * (rank - array.ndim) + array.shape)
         return self.constant(array.transpose(like.axes()), name)
 
-    def align(self, values: Sequence[Value], name: str) -> list[Value]:
-        """Operands of an elementwise op in one layout, so ONNX broadcasting equals Keras's."""
+    def align(self, values: Sequence[Value], name: str, expand_at: int = 0) -> list[Value]:
+        """Operands of an elementwise op in one layout, so that ONNX broadcasting equals Keras's.
+
+        A lower-rank operand gets size-1 axes inserted at ``expand_at``: 0 is NumPy's rule
+        (Keras operations), 1 is Keras merge layers' (``(N, C)`` with ``(N, H, W, C)`` → ``(N, 1, 1, C)``).
+        """
         known = [v for v in values if v.rank is not None]
         if len(known) < len(values):
             return [self.keras_order(v) if v.perm else v for v in values]
@@ -196,14 +200,12 @@ class GraphBuilder:
         target = next((v.axes() for v in known if v.rank == rank and v.perm is not None), identity(rank))
         aligned = []
         for index, value in enumerate(values):
-            if value.rank != rank:
+            if value.rank != rank and (expand_at or target != identity(rank)):
                 value = self.keras_order(value)
-                if target != identity(rank):
-                    missing = list(range(rank - value.rank))  # type: ignore[operator]
-                    shape = (1,) * len(missing) + tuple(value.shape)  # type: ignore[arg-type]
-                    output = self.unsqueeze(value.name, missing, f"{name}/expand{index}")
-                    value = Value(output, shape)
-            aligned.append(self.relayout(value, target))
+                missing = list(range(expand_at, expand_at + rank - value.rank))  # type: ignore[operator]
+                shape = tuple(value.shape[:expand_at]) + (1,) * len(missing) + tuple(value.shape[expand_at:])  # type: ignore[index]
+                value = Value(self.unsqueeze(value.name, missing, f"{name}/expand{index}"), shape)
+            aligned.append(self.relayout(value, target) if value.rank == rank else value)
         return aligned
 
     # -- opset-dependent helpers ------------------------------------------------------------

@@ -33,3 +33,12 @@ def test_concatenate_axes(keras, check, axis):
     inputs = keras.Input((4, 4, 3))
     conv = keras.layers.Conv2D(3, 1)(inputs)
     check(keras.Model(inputs, keras.layers.Concatenate(axis=axis)([conv, inputs, conv])), suffixes=(".keras", ".h5"))
+
+
+def test_merge_of_different_ranks_inserts_axes_after_batch(keras, check):
+    """Keras merge layers expand (N, C) to (N, 1, 1, C), unlike NumPy broadcasting."""
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((5, 6, 4))
+    maps = keras.layers.Conv2D(4, 1)(inputs)
+    vector = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(inputs))
+    check(keras.Model(inputs, [keras.layers.Multiply()([maps, vector]), keras.layers.Add()([vector, inputs])]))

@@ -16,7 +16,7 @@ _MERGE_MODES = {"sum": "Add", "mul": "Multiply", "ave": "Average", "max": "Maxim
 
 def elementwise(b: GraphBuilder, class_name: str, values: list[Value], name: str, shape: object = True) -> Value:
     """Keras's merge of ``values`` by ``class_name`` (Add, Subtract, Multiply, Average, Maximum, Minimum)."""
-    values = b.align(values, name)
+    values = b.align(values, name, expand_at=1)
     names = [v.name for v in values]
     if class_name == "Subtract":
         output = b.node("Sub", names, name)
@@ -74,6 +74,6 @@ def _check_custom_scale(layer: ConfigLayer) -> str | None:
 @emits("CustomScaleLayer", check=_check_custom_scale)
 def custom_scale(b: GraphBuilder, call: LayerCall) -> list[Value]:
     """InceptionResNetV2's residual scaling: ``inputs[0] + inputs[1] * scale``."""
-    first, second = b.align(call.inputs[:2], call.path)
+    first, second = b.align(call.inputs[:2], call.path, expand_at=1)
     scaled = b.node("Mul", [second.name, b.scalar(float(call.config.get("scale", 1.0)), "scale")], f"{call.path}/scale")
     return [first.with_name(b.node("Add", [first.name, scaled], call.path), call.output_shape())]  # type: ignore[list-item]
