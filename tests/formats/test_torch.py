@@ -452,3 +452,30 @@ def test_reading_after_close_is_a_clear_error(tmp_path):
         with pytest.raises(weightkit.UsageError, match="closed"):
             tensor.read()
 
+
+
+class TinyDetector(torch.nn.Module):
+    """A user-defined module class, as in `torch.save({'model': model, ...})` checkpoints (YOLOv5 style)."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = _conv_net()
+        self.head = torch.nn.ModuleList([torch.nn.Linear(4, 2), torch.nn.Linear(4, 3)])
+        self.register_buffer("anchors", torch.arange(6.0).reshape(3, 2))
+        self.stride = 8
+
+
+def test_checkpoint_holding_a_pickled_user_module(tmp_path):
+    model = TinyDetector().half()
+    path = tmp_path / "detector.pt"
+    torch.save({"epoch": 3, "model": model, "optimizer": None, "date": "2024-01-01"}, path)
+    expected = model.state_dict()
+    with weightkit.load(path) as loaded:
+        assert loaded.metadata["weights_from"] == "model"
+        assert loaded.metadata["checkpoint"]["model"] == f"weights: {len(expected)} tensors (pickled TinyDetector)"
+        assert loaded.metadata["module_class"] == f"{__name__}.TinyDetector"
+        assert [t.name for t in loaded.tensors()] == list(expected)
+        for tensor in loaded.tensors():
+            assert_same(tensor, expected[tensor.name])
+        assert loaded.layer("head.1").type_name == "Linear"
+        assert loaded.layer("anchors").tensors["anchors"].trainable is False
