@@ -36,7 +36,7 @@ class Probe:
                 try:
                     with zipfile.ZipFile(self.path) as archive:
                         self._zip_names = archive.namelist()
-                except (zipfile.BadZipFile, OSError, ValueError):
+                except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError):
                     pass
         return self._zip_names
 

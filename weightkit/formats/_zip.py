@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 from typing import IO
 
@@ -25,7 +26,7 @@ def open_zip(path: Path) -> zipfile.ZipFile:
     """Open an archive, turning a broken zip into one clear error."""
     try:
         return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise FileFormatError(f"broken zip archive: {exc}", path=path,
                               hint="the file may be truncated; download it again") from None
 
@@ -34,8 +35,11 @@ def member_offset(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -
     """Byte offset in the archive file where a member's data starts."""
     fp = archive.fp
     assert fp is not None
-    fp.seek(info.header_offset)
-    header = fp.read(_LOCAL_HEADER.size)
+    try:
+        fp.seek(info.header_offset)
+        header = fp.read(_LOCAL_HEADER.size)
+    except (OSError, ValueError, OverflowError):
+        header = b""
     if len(header) != _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
         raise FileFormatError(f"zip member {info.filename!r} has a broken local header", path=path)
     name_length, extra_length = _LOCAL_HEADER.unpack(header)[-2:]
@@ -61,7 +65,7 @@ def open_member(archive: zipfile.ZipFile, name: str, path: Path) -> IO[bytes]:
             "refused as a zip bomb", path=path)
     try:
         return io.BytesIO(archive.read(name))
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, zlib.error) as exc:
         raise FileFormatError(f"cannot read zip member {name!r}: {exc}", path=path) from None
 
 
