@@ -10,6 +10,8 @@ from the zip member or file offset when asked.
 
 from __future__ import annotations
 
+import json
+
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -129,13 +131,13 @@ def _script_constants(archive: zipfile.ZipFile, folder: str, path: Path) -> dict
     return {"constants": [(f"constants.{name}", record) for name, record in found.weights]} if found.weights else {}
 
 
-def _record(archive: zipfile.ZipFile, name: str, path: Path) -> str | None:
-    """A small text record (``byteorder``, ``version``) or None when absent."""
+def _record(archive: zipfile.ZipFile, name: str, path: Path, limit: int = _MAX_RECORD_BYTES) -> str | None:
+    """A small text record (``byteorder``, ``version``, ``weightkit.json``) or None when absent."""
     try:
         info = archive.getinfo(name)
     except KeyError:
         return None
-    if info.file_size > _MAX_RECORD_BYTES:
+    if info.file_size > limit:
         raise FileFormatError(f"record {name} is {info.file_size} bytes, too long for what it holds", path=path)
     with zip_errors(path, name), open_member(archive, name, path) as member:
         return member.read().decode("ascii", "replace").strip()
@@ -154,4 +156,19 @@ def _zip_metadata(archive: zipfile.ZipFile, folder: str, byteorder: str | None, 
         metadata["file_format_version"] = version
     if is_script:
         metadata["code_files"] = sum(1 for n in names if n.startswith(f"{folder}/code/") and n.endswith(".py"))
+    metadata.update(_weightkit_records(archive, folder, path))
     return metadata
+
+
+def _weightkit_records(archive: zipfile.ZipFile, folder: str, path: Path) -> dict[str, str]:
+    """What weightkit recorded when it wrote the file (``weightkit.json``): string entries only."""
+    from .torch_write import RECORDS_NAME
+
+    text = _record(archive, f"{folder}/{RECORDS_NAME}", path, limit=1 << 20)
+    try:
+        found = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {k: v for k, v in found.items() if k.startswith("weightkit.") and isinstance(v, str)}

@@ -10,6 +10,7 @@ tensors are read and written one at a time, so memory holds one tensor at most.
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import sys
@@ -23,8 +24,12 @@ from .. import dtypes
 from .._atomic import atomic_output
 from ..errors import FileFormatError, UnsupportedError
 from ..model import Model, Tensor
+from ..ops.fingerprint import records
 
-__all__ = ["write", "state_dict_pickle", "STORAGE_TYPES", "UNTYPED_DTYPES"]
+__all__ = ["write", "state_dict_pickle", "STORAGE_TYPES", "UNTYPED_DTYPES", "RECORDS_NAME"]
+
+#: The zip record holding weightkit's own records (the backbone a head was cut from, ...).
+RECORDS_NAME = "weightkit.json"
 
 #: weightkit dtype → torch's legacy storage class, rebuilt with ``_rebuild_tensor_v2``.
 STORAGE_TYPES = {
@@ -51,7 +56,8 @@ class _Planned:
 def write(model: Model, path: str | os.PathLike[str], *, force: bool = False) -> None:
     """Write every layer tensor of ``model`` as a state_dict, named by tensor name.
 
-    Extras (optimizer state ...) are not written: the file is what ``model.state_dict()`` gives.
+    Extras (optimizer state ...) are not written: the file is what ``model.state_dict()`` gives,
+    plus weightkit's own records (`weightkit.ops.fingerprint.records`) in a ``weightkit.json`` record.
 
     Raises:
         UsageError: ``path`` exists without ``force``, or is the model's own source.
@@ -71,6 +77,8 @@ def write(model: Model, path: str | os.PathLike[str], *, force: bool = False) ->
             for item in plan:
                 _write_tensor(archive, handle, f"{folder}/data/{item.key}", item)
             _write_bytes(archive, handle, f"{folder}/version", b"3\n")
+            if records(model):  # torch.load reads only the records it knows; this one is weightkit's
+                _write_bytes(archive, handle, f"{folder}/{RECORDS_NAME}", json.dumps(records(model)).encode())
 
 
 def _plan(tensors: list[Tensor]) -> list[_Planned]:
