@@ -100,18 +100,21 @@ def unsupported_layers(root: ConfigLayer) -> list[str]:
     from .layers import problem
 
     found = []
-    for path, layer in _leaves(root, ""):
+    for path, layer, parent in _leaves(root, ""):
         reason = problem(layer)
+        if parent.class_name == "Sequential" and layer.class_name == "Merge":
+            reason = "a Keras 1 Merge of Sequential branches (rebuild it as a functional Model)"
         if reason:
             found.append(f"{path} ({layer.class_name}): {reason}")
     return found
 
 
-def _leaves(model: ConfigLayer, prefix: str) -> list[tuple[str, ConfigLayer]]:
+def _leaves(model: ConfigLayer, prefix: str) -> list[tuple[str, ConfigLayer, ConfigLayer]]:
+    """(path, layer, the model holding it) for every layer that is not itself a model."""
     leaves = []
     for layer in model.layers:
         path = f"{prefix}/{layer.name}" if prefix else layer.name
-        leaves.extend(_leaves(layer, path) if layer.is_model else [(path, layer)])
+        leaves.extend(_leaves(layer, path) if layer.is_model else [(path, layer, model)])
     return leaves
 
 

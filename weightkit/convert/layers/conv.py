@@ -139,18 +139,38 @@ def _act_name(spec: Any) -> str:
 def conv(b: GraphBuilder, call: LayerCall) -> list[Value]:
     spec = conv_spec(call.config, _rank_of(call.layer))
     x = _layout_input(b, call.inputs[0], spec)
-    tensor = call.tensor("weight")
+    layout = _kernel_layout(call)
     channels = _channels(x, spec)
     grouped = channels // spec.groups if isinstance(channels, int) else None
-    if tensor is not None and tensor.layout == "OIHW":
-        expect = (_filters(call), grouped, *spec.kernel)
+    if layout == "OIHW":
+        expect: tuple[Any, ...] = (_filters(call), grouped, *spec.kernel)
+    elif spec.rank == 1 and _ndim(call, "weight") == 4:  # Keras 1 Convolution1D: (length, 1, in, out)
+        expect = (spec.kernel[0], 1, grouped, _filters(call))
     else:
         expect = (*spec.kernel, grouped, _filters(call))
     kernel = call.array("weight", expect=expect)
-    weight = b.weight((call.path, "weight"), f"{call.path}/kernel",
-                      lambda: onnx_kernel(kernel, tensor.layout if tensor else None))
+    if spec.rank == 1 and kernel.ndim == 4:
+        kernel = kernel[:, 0]
+    weight = b.weight((call.path, "weight"), f"{call.path}/kernel", lambda: onnx_kernel(kernel, layout))
     output = _conv_node(b, x, weight, _bias(b, call, spec), spec, call.path, spec.groups)
     return _finish(b, call, output, x, spec)
+
+
+def _kernel_layout(call: LayerCall) -> str | None:
+    """Keras 1 stored kernels as its ``dim_ordering`` said ('th': out, in, h, w); later Keras always HWIO.
+
+    The config says it for sure; without ``dim_ordering`` the reader's guess (from the shape) stands.
+    """
+    ordering = call.config.get("dim_ordering")
+    if ordering in ("th", "tf") and call.layer.class_name.startswith(("Convolution", "AtrousConvolution")):
+        return "OIHW" if ordering == "th" else None
+    tensor = call.tensor("weight")
+    return tensor.layout if tensor is not None and tensor.layout == "OIHW" else None
+
+
+def _ndim(call: LayerCall, role: str) -> int | None:
+    tensor = call.tensor(role)
+    return tensor.ndim if tensor is not None else None
 
 
 def _depthwise_weight(b: GraphBuilder, call: LayerCall, role: str, x: Value, spec: ConvSpec) -> tuple[str, int]:
