@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import numpy as np
+
 from ..model import Model
 from .canonical import canonical_array
 
@@ -53,7 +55,7 @@ def _tensor_digest(tensor: Any) -> bytes:
     array = canonical_array(tensor)
     digest = hashlib.sha256()
     digest.update(f"{tensor.dtype}{array.shape}".encode())
-    digest.update(array.tobytes())
+    digest.update(memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8)))  # no copy of the data
     return digest.digest()
 
 
