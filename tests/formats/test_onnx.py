@@ -10,6 +10,8 @@ import ml_dtypes
 import numpy as np
 import onnx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 import weightkit
@@ -17,6 +19,7 @@ from weightkit.cli import main
 from weightkit.errors import FileFormatError
 from weightkit.formats import _onnx_wire, detect
 from weightkit.model import Model
+from weightkit.ops.inspect import inspect_document
 
 RNG = np.random.default_rng(0)
 
@@ -601,3 +604,37 @@ def test_payload_that_does_not_match_the_shape(tmp_path):
     with pytest.raises(FileFormatError, match="need"):
         weightkit.load(_save(proto, tmp_path / "bad2.onnx", check=False))
 
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_corrupted_bytes_never_escape_as_anything_but_a_weightkit_error(tmp_path, data):
+    """Flip bytes, cut the file: loading, reading every tensor and inspecting either work or raise WeightkitError."""
+    source = tmp_path / "source"
+    source.mkdir(exist_ok=True)
+    original = bytearray((source / "mlp.onnx").read_bytes() if (source / "mlp.onnx").exists()
+                         else mlp(source).read_bytes())
+    for _ in range(data.draw(st.integers(1, 4))):
+        original[data.draw(st.integers(0, len(original) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(1, len(original)))
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(bytes(original[:cut]))
+    try:
+        with weightkit.load(path) as model:
+            for tensor in model.tensors() + [t for group in model.extras.values() for t in group]:
+                if tensor.loader is not None:
+                    tensor.read()
+            json.dumps(inspect_document(model), default=str)
+    except weightkit.WeightkitError:
+        pass
+
+
+def test_names_that_are_not_utf8_are_a_clear_error(tmp_path):
+    path = mlp(tmp_path)
+    path.write_bytes(path.read_bytes().replace(b"fc1_bias", b"fc1\xffbias"))
+    with pytest.raises(FileFormatError, match="not valid UTF-8"):
+        weightkit.load(path)
+    path = mlp(tmp_path)
+    path.write_bytes(path.read_bytes().replace(b"for tests", b"for \xffests"))
+    with weightkit.load(path) as model:  # a doc string is only text: shown with a replacement character
+        assert model.metadata["doc_string"] == "a small MLP for \ufffdests"

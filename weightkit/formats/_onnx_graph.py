@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import FileFormatError
 from ..model import Layer, Tensor
 from . import _onnx_ops as ops
-from ._onnx_source import OnnxSource, onnx_dtype
+from ._onnx_source import OnnxSource, onnx_dtype, text
 
 __all__ = ["GraphReader"]
 
@@ -118,6 +119,7 @@ class GraphReader:
     def _graph_layers(self, graph: Any, outer: _Scope) -> list[Layer]:
         scope = outer.child()
         nodes = list(graph.node)
+        _check_names(graph, nodes, self.source.path)
         self._alive.append(nodes)  # node identities key the bookkeeping: keep them alive
         self._collect_constants(graph, nodes, scope)
         outputs = {o.name for o in graph.output}
@@ -385,6 +387,17 @@ def _rename_roles(layer: Layer, old: str, new: str, absorbed: _Absorbed) -> None
     layer.tensors = renamed
     if old in absorbed.flipped:
         absorbed.flipped[new] = absorbed.flipped.pop(old)
+
+
+def _check_names(graph: Any, nodes: list[Any], path: Any) -> None:
+    """Names and op types must be text: protobuf hands back bytes for ones that are not valid UTF-8."""
+    names = [init.name for init in graph.initializer] + [s.values.name for s in graph.sparse_initializer]
+    for node in nodes:
+        names += (node.name, node.op_type, node.domain, *node.input, *node.output, *(a.name for a in node.attribute))
+    if any(not isinstance(name, str) for name in names):
+        bad = next(name for name in names if not isinstance(name, str))
+        raise FileFormatError(f"graph {text(graph.name)!r} has a name that is not valid UTF-8: {bad!r}", path=path,
+                              hint="the file is corrupted")
 
 
 def _consumers(nodes: list[Any], outputs: set[str]) -> dict[str, list[int]]:

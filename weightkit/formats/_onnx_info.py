@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Any
 
 from ..model import Dim, TensorSpec
-from ._onnx_source import onnx_dtype
+from ._onnx_source import onnx_dtype, text
 
 __all__ = ["model_metadata", "opsets", "graph_inputs", "graph_outputs"]
 
@@ -15,25 +15,25 @@ _DOC_LIMIT = 200
 
 def opsets(proto: Any) -> dict[str, int]:
     """Opset version by domain (the default domain as ``ai.onnx``), custom domains included."""
-    return {(entry.domain or "ai.onnx"): int(entry.version) for entry in proto.opset_import}
+    return {(text(entry.domain) or "ai.onnx"): int(entry.version) for entry in proto.opset_import}
 
 
 def model_metadata(proto: Any, histogram: Counter[str], external_files: list[str]) -> dict[str, Any]:
     """JSON-ready facts: writer, IR version, opsets, producer, domain, doc, metadata_props, op counts."""
     graph = proto.graph
+    name, version = text(proto.producer_name), text(proto.producer_version)
     metadata: dict[str, Any] = {
-        "writer": " ".join(p for p in (proto.producer_name, proto.producer_version) if p) or None,
+        "writer": " ".join(p for p in (name, version) if p) or None,
         "ir_version": int(proto.ir_version),
         "opsets": opsets(proto),
-        "producer": {"name": proto.producer_name, "version": proto.producer_version}
-        if proto.producer_name or proto.producer_version else None,
-        "model_domain": proto.domain or None,
+        "producer": {"name": name, "version": version} if name or version else None,
+        "model_domain": text(proto.domain) or None,
         "model_version": int(proto.model_version) if proto.model_version else None,
-        "graph_name": graph.name or None,
-        "doc_string": _short(proto.doc_string or graph.doc_string),
-        "metadata_props": {entry.key: entry.value for entry in proto.metadata_props} or None,
+        "graph_name": text(graph.name) or None,
+        "doc_string": _short(text(proto.doc_string) or text(graph.doc_string)),
+        "metadata_props": {text(entry.key): text(entry.value) for entry in proto.metadata_props} or None,
         "op_histogram": dict(histogram.most_common()) or None,
-        "functions": [f"{f.domain}::{f.name}" if f.domain else f.name for f in proto.functions] or None,
+        "functions": [text(f"{text(f.domain)}::{text(f.name)}" if f.domain else f.name) for f in proto.functions] or None,
         "training_info": len(proto.training_info) or None,
         "sparse_initializers": len(graph.sparse_initializer) or None,
         "external_data": external_files or None,
@@ -58,8 +58,8 @@ def _spec(value: Any) -> TensorSpec:
         tensor_type = getattr(value.type, kind)
         dtype = onnx_dtype(tensor_type.elem_type) if tensor_type.elem_type else None
         shape = tuple(_dim(d) for d in tensor_type.shape.dim) if tensor_type.HasField("shape") else None
-        return TensorSpec(value.name, shape, dtype)
-    return TensorSpec(value.name, None, kind.removesuffix("_type") if kind else None)
+        return TensorSpec(text(value.name), shape, dtype)
+    return TensorSpec(text(value.name), None, kind.removesuffix("_type") if kind else None)
 
 
 def _dim(dim: Any) -> Dim:
@@ -67,7 +67,7 @@ def _dim(dim: Any) -> Dim:
     if which == "dim_value":
         return int(dim.dim_value)
     if which == "dim_param":
-        return dim.dim_param
+        return text(dim.dim_param)
     return None
 
 

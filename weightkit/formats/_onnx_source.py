@@ -27,7 +27,7 @@ from ..model import Tensor
 from . import _onnx_wire as wire
 from ._onnx_external import ExternalData, ExternalFile
 
-__all__ = ["OnnxSource", "Span", "ONNX_DTYPES", "ONNX_CODES", "onnx_dtype", "STRIP_THRESHOLD"]
+__all__ = ["OnnxSource", "Span", "ONNX_DTYPES", "ONNX_CODES", "onnx_dtype", "text", "STRIP_THRESHOLD"]
 
 #: Payloads smaller than this stay in the skeleton; it is not worth a file read each.
 STRIP_THRESHOLD = 1024
@@ -171,7 +171,7 @@ class OnnxSource:
     def owns(self, proto: Any, entries: dict[str, str] | None = None) -> bool:
         """True when an external tensor points into this .onnx file (a payload the reader left there)."""
         if entries is None:
-            entries = {entry.key: entry.value for entry in proto.external_data}
+            entries = _entries(proto)
         offset, length = entries.get("offset", ""), entries.get("length", "")
         return (entries.get("location") == self.location and offset.isdigit() and length.isdigit()
                 and (int(offset), int(length)) in self._self_spans)
@@ -183,7 +183,7 @@ class OnnxSource:
             FileFormatError: the bytes do not fit the shape, or the external file is missing or short.
             UnsafeFileError: the external location is not a regular file inside the model's folder.
         """
-        entries = {entry.key: entry.value for entry in proto.external_data}
+        entries = _entries(proto)
         dtype = onnx_dtype(proto.data_type)
         if dtype == "string":
             raise UnsupportedError(f"string tensor {name!r} is stored as external data, which ONNX does not allow",
@@ -247,6 +247,16 @@ class OnnxSource:
             raise FileFormatError(f"tensor {tensor.name!r} holds {found} {'bytes' if proto.HasField('raw_data') else 'values'} "
                                   f"but its shape {list(tensor.shape)} and type {tensor.dtype} need {expected}",
                                   path=self.path, hint="the file is corrupted")
+
+
+def _entries(proto: Any) -> dict[str, str]:
+    """A tensor's external_data as text (bytes that are not UTF-8 never match a key or name a file)."""
+    return {text(entry.key): text(entry.value) for entry in proto.external_data}
+
+
+def text(value: str | bytes) -> str:
+    """A protobuf string field: protobuf hands back bytes when a file's string is not valid UTF-8."""
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
 
 
 def _entry(key: bytes, value: bytes) -> bytes:
