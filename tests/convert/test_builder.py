@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import onnxruntime
-from onnx import TensorProto, helper
 
 from weightkit.convert.builder import GraphBuilder, Value, channels_first_perm
+from weightkit.convert.proto import OnnxGraph, ValueInfo
 
 
 def run(builder, inputs, outputs):
-    graph = helper.make_graph(builder.nodes, "g",
-                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, a.shape) for n, a in inputs.items()],
-                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
-                              builder.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", builder.opset)])
-    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    graph = OnnxGraph("g", builder.nodes, builder.initializers, [ValueInfo(n, list(a.shape)) for n, a in inputs.items()],
+                      [ValueInfo(o, None) for o in outputs], builder.opset)
+    session = onnxruntime.InferenceSession(graph.to_proto().SerializeToString(), providers=["CPUExecutionProvider"])
     return session.run(None, inputs)
 
 

@@ -1,5 +1,7 @@
 """Every keras.applications architecture the torch backend builds, saved as .h5 and .keras, converted,
-and run by ONNX Runtime against Keras on random inputs (seeded weights, batch-norm statistics randomized).
+and run by ONNX Runtime against Keras on random inputs (seeded weights, batch-norm statistics randomized:
+means N(0, 0.1), variances U(1, 2) — enough to matter, not so much that EfficientNetV2M's 80 blocks
+amplify float32 rounding into chaos, as means N(0, 0.2) with variances U(0.5, 1.5) did).
 
 Outputs are compared before the softmax (``classifier_activation=None``); the tolerance is 1e-4,
 relative where outputs exceed 1. The fast subset runs by default; the rest are marked ``slow``.
@@ -40,8 +42,8 @@ def build(keras, name):
     rng = np.random.default_rng(0)
     for layer in _leaf_layers(keras, model):
         if isinstance(layer, keras.layers.BatchNormalization):
-            layer.moving_mean.assign(rng.normal(0, 0.2, layer.moving_mean.shape).astype(np.float32))
-            layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape).astype(np.float32))
+            layer.moving_mean.assign(rng.normal(0, 0.1, layer.moving_mean.shape).astype(np.float32))
+            layer.moving_variance.assign(rng.uniform(1.0, 2.0, layer.moving_variance.shape).astype(np.float32))
     return model, size
 
 

@@ -58,9 +58,6 @@ def _status(text: str, quiet: bool) -> Any:
 
 
 def _print_summary(report: Any, verification: Any) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
     rows = [("converted", f"{report.source} → {report.output_path}")]
     if report.arch:
         rows.append(("architecture", report.arch))
@@ -72,6 +69,13 @@ def _print_summary(report: Any, verification: Any) -> None:
     rows += [("warning", warning) for warning in report.warnings]
     if verification is not None:
         rows.append(("verify", _verification_line(verification)))
+    if not sys.stdout.isatty():  # plain text, and no rich import, when piped
+        width = max(len(label) for label, _ in rows)
+        print("\n".join(f"{label:<{width}}  {text}" for label, text in rows))
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import sys
 import types
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UnsupportedError, UsageError
@@ -31,12 +30,24 @@ DEFAULT_OPSET = 20
 MIN_OPSET = 13
 
 
-@dataclass
 class Conversion:
-    """A converted model: the ``onnx.ModelProto`` and what was done to make it."""
+    """A converted model: ``model`` (an ``onnx.ModelProto``, made when first asked for), ``graph``
+    (the same as plain records, which `convert` writes without onnx) and ``report``."""
 
-    model: Any
-    report: ConversionReport
+    def __init__(self, graph: Any, report: ConversionReport):
+        self.graph = graph
+        self.report = report
+        self._model: Any = None
+
+    @property
+    def model(self) -> Any:
+        """The ``onnx.ModelProto``."""
+        if self._model is None:
+            self._model = self.graph.to_proto()
+        return self._model
+
+    def __repr__(self) -> str:
+        return f"<Conversion {self.report.source!r} nodes={self.report.nodes} opset={self.report.opset}>"
 
 
 def convert_keras(path: str | os.PathLike[str], *, arch: str | os.PathLike[str] | None = None,
@@ -46,12 +57,12 @@ def convert_keras(path: str | os.PathLike[str], *, arch: str | os.PathLike[str] 
     Args:
         path: a full-model ``.h5``/``.keras``, or a weights-only file together with ``arch``.
         arch: where the architecture comes from: a Keras JSON config, or a full-model file.
-        opset: the ONNX opset to target (13 or newer).
+        opset: the ONNX opset to target (13 to 28; ONNX Runtime must support it).
         nchw: take and give image tensors channels-first instead of Keras's channels-last.
         batch_size: a fixed batch size; None leaves it symbolic (``batch``).
 
     Returns:
-        `Conversion` with ``model`` (onnx.ModelProto) and ``report`` (`ConversionReport`).
+        `Conversion` with ``model`` (onnx.ModelProto), ``graph`` (the same as records) and ``report``.
 
     Raises:
         UnsupportedError: layers without a converter (all of them listed), or not a Keras file.
@@ -90,7 +101,7 @@ def convert(path: str | os.PathLike[str], output: str | os.PathLike[str], *, arc
     if os.path.exists(output) and not force:
         raise UsageError(f"{os.fspath(output)} already exists", hint="pass --force to replace it")
     result = convert_keras(path, arch=arch, opset=opset, nchw=nchw, batch_size=batch_size)
-    save_model(result.model, output, force=force, inputs=(path, arch))
+    save_model(result.graph, output, force=force, inputs=(path, arch))
     result.report.output_path = os.fspath(output)
     return result.report
 
@@ -119,11 +130,10 @@ def _leaves(model: ConfigLayer, prefix: str) -> list[tuple[str, ConfigLayer, Con
 
 
 def _check_opset(opset: int) -> None:
-    import onnx
+    from .proto import MAX_OPSET
 
-    newest = onnx.defs.onnx_opset_version()
-    if not MIN_OPSET <= opset <= newest:
-        raise UsageError(f"opset {opset} is not available", hint=f"choose one from {MIN_OPSET} to {newest}")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise UsageError(f"opset {opset} is not available", hint=f"choose one from {MIN_OPSET} to {MAX_OPSET}")
 
 
 def _build(source: Any, path: str, opset: int, nchw: bool, batch_size: int | None) -> Conversion:
@@ -137,15 +147,15 @@ def _build(source: Any, path: str, opset: int, nchw: bool, batch_size: int | Non
     output_infos, output_reports = graph_outputs(builder, source.root, outputs, nchw, {v.name for v in input_values})
     metadata = {"source": os.path.basename(path), "keras_layout": "NCHW inputs" if nchw else "Keras (NHWC)",
                 "converter": "weightkit.convert"}
-    model = make_model(builder, input_infos, output_infos, source.root.name, metadata)
+    graph = make_model(builder, input_infos, output_infos, source.root.name, metadata)
     report = ConversionReport(
         source=path, arch=source.arch_path, opset=opset, nchw=nchw, keras_major=source.keras_major,
         inputs=input_reports, outputs=output_reports, warnings=list(builder.warnings),
         layers=[LayerReport(p, builder.layer_classes[p], nodes) for p, nodes in builder.layer_nodes.items()],
         nodes=len(builder.nodes), initializers=len(builder.initializers),
-        initializer_bytes=sum(len(t.raw_data) for t in builder.initializers),
+        initializer_bytes=graph.weight_bytes,
     )
-    return Conversion(model, report)
+    return Conversion(graph, report)
 
 
 class _CallablePackage(types.ModuleType):

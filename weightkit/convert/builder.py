@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..model import Dim
+from .proto import Initializer, Node
 
 __all__ = ["Value", "GraphBuilder", "channels_first_perm", "identity"]
 
@@ -76,8 +77,8 @@ class GraphBuilder:
     def __init__(self, opset: int, keras_major: int = 3):
         self.opset = opset
         self.keras_major = keras_major
-        self.nodes: list[Any] = []
-        self.initializers: list[Any] = []
+        self.nodes: list[Node] = []
+        self.initializers: list[Initializer] = []
         self.warnings: list[str] = []
         self.layer_nodes: dict[str, list[str]] = {}
         self.layer_classes: dict[str, str] = {}
@@ -105,12 +106,10 @@ class GraphBuilder:
     # -- nodes ------------------------------------------------------------------------------
     def node(self, op: str, inputs: Sequence[str], name: str, *, outputs: int = 1, **attrs: Any) -> str | list[str]:
         """Add one node named after ``name`` (made unique); returns its output name(s)."""
-        from onnx import helper
-
         node_name = self.unique(name)
         names = [node_name] if outputs == 1 else [self.unique(f"{node_name}:{i}") for i in range(outputs)]
         attrs = {key: value for key, value in attrs.items() if value is not None}
-        self.nodes.append(helper.make_node(op, list(inputs), names, name=node_name, **attrs))
+        self.nodes.append(Node(op, list(inputs), names, node_name, attrs))
         if self._current is not None:
             self.layer_nodes[self._current].append(node_name)
         return names[0] if outputs == 1 else names
@@ -123,11 +122,10 @@ class GraphBuilder:
 
     # -- initializers -----------------------------------------------------------------------
     def constant(self, array: Any, name: str, dtype: Any = np.float32) -> str:
-        """A new initializer holding ``array`` (cast to ``dtype``)."""
-        from onnx import numpy_helper
-
+        """A new initializer holding ``array`` (cast to ``dtype``, little-endian)."""
         unique = self.unique(name)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(np.asarray(array, dtype=dtype)), unique))
+        data = np.ascontiguousarray(np.asarray(array, dtype=np.dtype(dtype).newbyteorder("<")))
+        self.initializers.append(Initializer(unique, data))
         return unique
 
     def weight(self, key: tuple[str, ...], name: str, make: Callable[[], np.ndarray]) -> str:

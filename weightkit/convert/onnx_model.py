@@ -1,5 +1,5 @@
-"""The graph's ends and the ModelProto: inputs declared from the Keras config, outputs named after
-Keras's output layers in Keras's layout (or channels-first with ``nchw``), and saving the file.
+"""The graph's ends and the model: inputs declared from the Keras config, outputs named after
+Keras's output layers in Keras's layout (or channels-first with ``nchw``), and writing the file.
 """
 
 from __future__ import annotations
@@ -14,19 +14,15 @@ from ..keras_arch import ConfigLayer
 from ..model import Dim
 from .builder import GraphBuilder, Value, channels_first_perm, identity
 from .nodes import endpoints
+from .proto import OnnxGraph, ValueInfo
 from .report import PortReport
 
-__all__ = ["graph_inputs", "graph_outputs", "make_model", "save_model", "PROTOBUF_LIMIT"]
-
-PROTOBUF_LIMIT = 2**31 - 1
-_EXTERNAL_SAFETY = 64 * 2**20  # the graph around the weights needs room too
+__all__ = ["graph_inputs", "graph_outputs", "make_model", "save_model"]
 
 
 def graph_inputs(builder: GraphBuilder, root: ConfigLayer, nchw: bool,
-                 batch_size: int | None) -> tuple[list[Any], list[Value], list[PortReport]]:
+                 batch_size: int | None) -> tuple[list[ValueInfo], list[Value], list[PortReport]]:
     """ONNX graph inputs from the config's input shapes; the batch dimension is symbolic unless fixed."""
-    from onnx import TensorProto, helper
-
     infos, values, reports = [], [], []
     for spec in root.input_specs():
         if spec.shape is None:
@@ -38,17 +34,15 @@ def graph_inputs(builder: GraphBuilder, root: ConfigLayer, nchw: bool,
         name = builder.unique(spec.name)
         value = Value(name, shape, perm)
         dims = _dims(value.onnx_shape() or (), name)
-        infos.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
+        infos.append(ValueInfo(name, dims))
         values.append(value)
         reports.append(PortReport(name, spec.name, dims, _layout(value)))
     return infos, values, reports
 
 
 def graph_outputs(builder: GraphBuilder, root: ConfigLayer, outputs: list[Value], nchw: bool,
-                  input_names: set[str]) -> tuple[list[Any], list[PortReport]]:
+                  input_names: set[str]) -> tuple[list[ValueInfo], list[PortReport]]:
     """Outputs in Keras's layout (channels-first with ``nchw``), named after Keras's output layers."""
-    from onnx import TensorProto, helper
-
     infos, reports = [], []
     for keras_name, value in zip(_output_names(root, len(outputs)), outputs):
         rank = value.rank or 0
@@ -56,14 +50,14 @@ def graph_outputs(builder: GraphBuilder, root: ConfigLayer, outputs: list[Value]
         if value.name != keras_name or value.name in input_names or keras_name in {r.name for r in reports}:
             value = _named(builder, value, keras_name, input_names)
         dims = _dims(value.onnx_shape() or (), value.name)
-        infos.append(helper.make_tensor_value_info(value.name, TensorProto.FLOAT, dims if value.shape else None))
+        infos.append(ValueInfo(value.name, dims if value.shape else None))
         reports.append(PortReport(value.name, keras_name, dims, _layout(value)))
     return infos, reports
 
 
 def _named(builder: GraphBuilder, value: Value, wanted: str, input_names: set[str]) -> Value:
     """``value`` under the name ``wanted`` where possible: its producer is renamed, or an Identity added."""
-    producer = next((node for node in reversed(builder.nodes) if value.name in node.output), None)
+    producer = next((node for node in reversed(builder.nodes) if value.name in node.outputs), None)
     free = wanted not in builder._names or _rename_holder(builder, wanted, input_names)
     if producer is None or not free or value.name in input_names:
         output = builder.node("Identity", [value.name], f"{wanted}/output")
@@ -83,10 +77,10 @@ def _rename_holder(builder: GraphBuilder, name: str, input_names: set[str]) -> b
 def _rename(builder: GraphBuilder, old: str, new: str) -> None:
     builder._names.add(new)
     for node in builder.nodes:
-        for field in (node.input, node.output):
-            for index, name in enumerate(field):
+        for names in (node.inputs, node.outputs):
+            for index, name in enumerate(names):
                 if name == old:
-                    field[index] = new
+                    names[index] = new
 
 
 def _output_names(root: ConfigLayer, count: int) -> list[str]:
@@ -113,35 +107,26 @@ def _layout(value: Value) -> str:
     return "channels-first" if value.perm == channels_first_perm(rank) else f"perm {list(value.perm)}"
 
 
-def make_model(builder: GraphBuilder, inputs: list[Any], outputs: list[Any], name: str,
-               metadata: dict[str, str]) -> Any:
-    """The ModelProto: one graph, the default-domain opset, the lowest IR version that carries it."""
-    from onnx import helper
+def make_model(builder: GraphBuilder, inputs: list[ValueInfo], outputs: list[ValueInfo], name: str,
+               metadata: dict[str, str]) -> OnnxGraph:
+    """The whole model as records: one graph in the default domain at the builder's opset."""
+    from .. import __version__
 
-    graph = helper.make_graph(builder.nodes, name, inputs, outputs, builder.initializers)
-    opsets = [helper.make_opsetid("", builder.opset)]
-    model = helper.make_model(graph, opset_imports=opsets, producer_name="weightkit")
-    model.ir_version = helper.find_min_ir_version_for(opsets)
-    helper.set_model_props(model, metadata)
-    return model
+    return OnnxGraph(name, builder.nodes, builder.initializers, inputs, outputs, builder.opset, metadata,
+                     ("weightkit", __version__))
 
 
-def save_model(model: Any, path: str | os.PathLike[str], *, force: bool = False,
+def save_model(graph: OnnxGraph, path: str | os.PathLike[str], *, force: bool = False,
                inputs: tuple[Any, ...] = ()) -> None:
-    """Write ``model`` atomically; weights go to ``<name>.data`` beside it when the file would pass 2 GB."""
-    import onnx
-
+    """Write ``graph`` atomically; its weights go to ``<name>.data`` beside it when the file would pass 2 GB."""
     target = Path(path)
-    external = model.ByteSize() > PROTOBUF_LIMIT - _EXTERNAL_SAFETY
-    data_file = target.with_name(target.name + ".data")
-    if external and data_file.exists():
-        if not force:
-            raise UsageError(f"{data_file} already exists", hint="pass --force to replace it")
+    data_name = target.name + ".data" if graph.needs_external_data() else None
+    data_file = target.with_name(data_name) if data_name else None
+    if data_file is not None and data_file.exists() and not force:
+        raise UsageError(f"{data_file} already exists", hint="pass --force to replace it")
     with atomic_output(target, force=force, inputs=tuple(i for i in inputs if i is not None)) as temporary:
-        if external:
-            if data_file.exists():
-                data_file.unlink()
-            onnx.save_model(model, temporary, save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=data_file.name, size_threshold=1024)
-        else:
-            onnx.save_model(model, temporary)
+        if data_file is None:
+            graph.write(temporary)
+            return
+        with atomic_output(data_file, force=True) as data_temporary:
+            graph.write(temporary, data_name, data_temporary)

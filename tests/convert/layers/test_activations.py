@@ -51,8 +51,7 @@ def test_hard_sigmoid_follows_the_writer_generation(keras, tmp_path):
     for major, alpha in ((3, 1 / 6), (2, 0.2)):
         builder = GraphBuilder(20, major)
         apply_activation(builder, Value("x", (None, 3)), "hard_sigmoid", "hs")
-        attrs = {a.name: a.f for a in builder.nodes[0].attribute}
-        assert attrs["alpha"] == pytest.approx(alpha)
+        assert builder.nodes[0].attrs["alpha"] == pytest.approx(alpha)
 
 
 @pytest.mark.parametrize("config", [
