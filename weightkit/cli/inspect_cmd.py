@@ -56,6 +56,8 @@ def _header(model: Any) -> Any:
     for key, value in metadata.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items() if v is not None)
+        elif isinstance(value, (list, tuple)):
+            value = ", ".join(str(item) for item in value)
         grid.add_row(key.replace("_", " "), str(value))
     return grid
 
