@@ -183,3 +183,43 @@ def test_merge_refuses_a_head_that_does_not_fit(tmp_path, mobilenet):
     with weightkit.load(tmp_path / "backbone.h5") as b, weightkit.load(tmp_path / "head.h5") as h:
         with pytest.raises(UsageError, match="does not fit"):
             merge_models(b, h)
+
+
+def test_onnx_parts_run_in_onnxruntime_chain_to_the_output_and_rejoin(tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from tests.nets import torch_resnet
+
+    net = torch_resnet().eval()
+    x = torch.randn(2, 3, 16, 16)
+    torch.onnx.export(net, x, tmp_path / "net.onnx", dynamo=False, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+    with weightkit.load(tmp_path / "net.onnx") as model:
+        proposal = propose_boundary(model)
+        assert proposal.at.endswith("Relu_1_output_0") and proposal.shape == ("batch", 8, 16, 16)
+        result = split_model(model)
+        weightkit.save(result.backbone, tmp_path / "backbone.onnx")
+        weightkit.save(result.head, tmp_path / "head.onnx")
+    for name in ("backbone.onnx", "head.onnx"):
+        onnx.checker.check_model(str(tmp_path / name), full_check=True)
+    inputs = {"x": x.numpy()}
+    expected = ort.InferenceSession(tmp_path / "net.onnx").run(None, inputs)[0]
+    features = ort.InferenceSession(tmp_path / "backbone.onnx").run(None, inputs)[0]
+    head = ort.InferenceSession(tmp_path / "head.onnx")
+    assert np.array_equal(head.run(None, {head.get_inputs()[0].name: features})[0], expected)
+    with weightkit.load(tmp_path / "backbone.onnx") as b, weightkit.load(tmp_path / "head.onnx") as h:
+        merged = merge_models(b, h)
+        assert [f.severity for f in merged.report.findings if f.kind == "provenance"] == ["info"]
+        weightkit.save(merged.model, tmp_path / "merged.onnx")
+    onnx.checker.check_model(str(tmp_path / "merged.onnx"), full_check=True)
+    assert np.array_equal(ort.InferenceSession(tmp_path / "merged.onnx").run(None, inputs)[0], expected)
+    assert not weightkit.diff(tmp_path / "net.onnx", tmp_path / "merged.onnx", values=True).differs
+
+
+def test_onnx_cut_inside_a_residual_block_is_refused(tmp_path):
+    from tests.nets import torch_resnet
+
+    torch.onnx.export(torch_resnet().eval(), torch.randn(1, 3, 8, 8), tmp_path / "net.onnx", dynamo=False)
+    with weightkit.load(tmp_path / "net.onnx") as model, pytest.raises(UsageError, match="cross"):
+        split_model(model, "/layer1/layer1.0/conv1/Conv_output_0")

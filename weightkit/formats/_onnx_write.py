@@ -24,6 +24,7 @@ from .. import dtypes
 from .._atomic import atomic_output
 from ..errors import UnsupportedError, UsageError
 from ..model import Model, Tensor
+from ..ops.fingerprint import records
 from . import _onnx_wire as wire
 from ._onnx_source import ONNX_CODES, STRIP_THRESHOLD, OnnxSource, onnx_dtype
 
@@ -59,6 +60,7 @@ def write_model(model: Model, path: str | os.PathLike[str], *, force: bool = Fal
     target = Path(path)
     proto = onnx.ModelProto()
     proto.CopyFrom(model.graph)
+    _keep_records(proto, records(model))
     sources = [r for r in model._resources if isinstance(r, OnnxSource)]
     tensors = _tensors_by_name(model)
     promoted = _promote_aliases(proto.graph, tensors, sources)
@@ -79,6 +81,14 @@ def write_model(model: Model, path: str | os.PathLike[str], *, force: bool = Fal
                          hint="save it with external data (external_data=True)")
     else:
         _write_single(proto, slots, target, force, inputs)
+
+
+def _keep_records(proto: Any, found: dict[str, str]) -> None:
+    """weightkit's own records (the backbone a head was cut from, ...) as metadata_props entries."""
+    kept = [(entry.key, entry.value) for entry in proto.metadata_props if entry.key not in found]
+    del proto.metadata_props[:]
+    for key, value in [*kept, *found.items()]:
+        proto.metadata_props.add(key=key, value=value)
 
 
 def _tensors_by_name(model: Model) -> dict[str, Tensor]:

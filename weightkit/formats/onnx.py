@@ -20,7 +20,7 @@ from ..model import Model
 from . import _onnx_wire
 from ._probe import Probe
 
-__all__ = ["sniff", "read", "write", "LABEL"]
+__all__ = ["sniff", "read", "write", "model_from_proto", "LABEL"]
 
 LABEL = "ONNX models (.onnx, with external data)"
 
@@ -64,11 +64,16 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _model(source: Any) -> Model:
+    return model_from_proto(source.proto, source)
+
+
+def model_from_proto(proto: Any, source: Any) -> Model:
+    """A `Model` for ``proto``, a graph whose big tensors are external references into ``source``'s
+    files (the source's own graph, or a part of it cut by `weightkit.onnx_arch`)."""
     from ..errors import FileFormatError
     from ._onnx_graph import GraphReader
     from ._onnx_info import graph_inputs, graph_outputs, model_metadata, opsets
 
-    proto = source.proto
     if not proto.HasField("graph"):
         raise FileFormatError("an ONNX protobuf without a graph", path=source.path,
                               hint="it may be a tensor or another ONNX message, not a model")

@@ -39,7 +39,11 @@ def merge_models(backbone: Model, head: Model, *, force: bool = False, backbone_
     if backbone.framework != head.framework:
         raise UsageError(f"cannot join a {backbone.framework or backbone.format} backbone and a "
                          f"{head.framework or head.format} head", hint="convert one of them first")
-    if backbone.has_graph or head.has_graph:
+    if backbone.format == "onnx" and head.format == "onnx":
+        from ..onnx_arch import join_models
+
+        merged = join_models(backbone, head)
+    elif backbone.has_graph or head.has_graph:
         merged = _merge_graphs(backbone, head)
     else:
         merged = _merge_layers(backbone, head, backbone_prefix, head_prefix)

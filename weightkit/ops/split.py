@@ -45,6 +45,11 @@ class SplitResult:
 
 def boundaries(model: Model) -> list[Boundary]:
     """Every place the model can be cut, in order, with the tensor shape there."""
+    if _has_onnx_graph(model):
+        from ..onnx_arch import cut_points
+
+        shapes = _onnx_value_shapes(model.graph)
+        return [Boundary(name, shapes.get(name)) for name in cut_points(model.graph.graph)]
     if _has_keras_graph(model):
         from ..keras_arch.surgery import cut_points
         from ..keras_arch.shapes import infer_shapes
@@ -61,7 +66,10 @@ def propose_boundary(model: Model) -> Boundary:
     Raises:
         UsageError: the model shows no head (a no-top backbone, a single block).
     """
-    proposal = _propose_keras(model) if _has_keras_graph(model) else _propose_by_names(model)
+    if _has_onnx_graph(model):
+        proposal = _propose_onnx(model)
+    else:
+        proposal = _propose_keras(model) if _has_keras_graph(model) else _propose_by_names(model)
     if proposal is None:
         raise UsageError("found no head to cut off: the model looks like a backbone alone",
                          hint="name the cut with --at LAYER (see --list-boundaries)")
@@ -81,16 +89,21 @@ def split_model(model: Model, at: str | None = None, *, head_prefixes: list[str]
     if head_prefixes:
         backbone_layers, head_layers = _by_prefix(model, head_prefixes)
         boundary = Boundary(None, head_prefixes=list(head_prefixes))
-        backbone, head = _part(model, backbone_layers, "backbone"), _part(model, head_layers, "head")
+        backbone, head = _part(model, backbone_layers), _part(model, head_layers)
     elif _has_keras_graph(model):
         backbone, head, boundary = _split_keras_graph(model, at)
+    elif _has_onnx_graph(model):
+        from ..onnx_arch import cut_model
+
+        backbone, head = cut_model(model, at)
+        boundary = Boundary(at, _onnx_shape(head))
     else:
         if model.format == "keras-v3-weights":
             raise UsageError("a .weights.h5 does not record the order of its layers, so it cannot be cut by order",
                              hint="split the .keras file (or a legacy .h5) of the same model")
         backbone_layers, head_layers = _by_order(model, at)
         boundary = _boundary(model, at, _out_shape(backbone_layers[-1]))
-        backbone, head = _part(model, backbone_layers, "backbone"), _part(model, head_layers, "head")
+        backbone, head = _part(model, backbone_layers), _part(model, head_layers)
     if strip_prefixes:
         _strip_common_prefix(backbone)
         _strip_common_prefix(head)
@@ -114,8 +127,8 @@ def _split_keras_graph(model: Model, at: str) -> tuple[Model, Model, Boundary]:
     back_names = {layer.name for layer in parse_config(back_config).layers}
     shape = junction_shape(model.config, at)
     head_input = Layer(at, kind="input", type_name="InputLayer")
-    backbone = _part(model, [l for l in model.layers if l.name in back_names], "backbone", back_config)
-    head = _part(model, [head_input] + [l for l in model.layers if l.name not in back_names], "head", head_config)
+    backbone = _part(model, [l for l in model.layers if l.name in back_names], back_config)
+    head = _part(model, [head_input] + [l for l in model.layers if l.name not in back_names], head_config)
     for part in (backbone, head):
         root = parse_config(part.config)
         part.inputs, part.outputs = root.input_specs(), output_specs(root)
@@ -142,6 +155,37 @@ def _propose_keras(model: Model) -> Boundary | None:
                              f"{following.name} ({following.type_name}) starts the classifier: "
                              f"{', '.join(l.name for l in after)}")
     return None
+
+
+# ---- ONNX graphs ------------------------------------------------------------------------------
+
+
+def _has_onnx_graph(model: Model) -> bool:
+    return model.format == "onnx" and model.graph is not None
+
+
+def _propose_onnx(model: Model) -> Boundary | None:
+    from ..onnx_arch import propose_cut
+
+    found = propose_cut(model.graph.graph)
+    if found is None:
+        return None
+    tensor, reason = found
+    return Boundary(tensor, _onnx_value_shapes(model.graph).get(tensor), reason=reason)
+
+
+def _onnx_value_shapes(proto: object) -> dict[str, tuple[Dim, ...]]:
+    """Shapes of the graph's tensors from ONNX shape inference (symbolic dims as names)."""
+    from onnx import shape_inference
+
+    inferred = shape_inference.infer_shapes(proto)
+    values = [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
+    return {v.name: tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                          for d in v.type.tensor_type.shape.dim) for v in values}
+
+
+def _onnx_shape(head: Model) -> tuple[Dim, ...] | None:
+    return head.inputs[0].shape if head.inputs else None
 
 
 # ---- layer order and key prefixes -------------------------------------------------------------
@@ -190,9 +234,8 @@ def _prefix_boundary(model: Model, prefixes: list[str], reason: str) -> Boundary
 # ---- parts ------------------------------------------------------------------------------------
 
 
-def _part(model: Model, layers: list[Layer], role: str, config: dict | None = None) -> Model:
+def _part(model: Model, layers: list[Layer], config: dict | None = None) -> Model:
     metadata = {k: v for k, v in model.metadata.items() if isinstance(v, (str, int, float, bool))}
-    metadata["weightkit.part"] = role  # recorded in the written file
     return Model(layers=list(layers), format=model.format, framework=model.framework,
                  framework_version=model.framework_version, has_graph=config is not None,
                  metadata=metadata, config=config, source=model.source)
