@@ -96,3 +96,12 @@ def test_values_compare_in_canonical_layout_across_frameworks(same_network):
     assert not any(c.what == "values" for p in result.pairs for c in p.changes)
     dw = next(p for p in result.pairs if p.a and p.a.path == "dw")
     assert dw.a.tensors["weight"].shape == (3, 3, 8, 1) and dw.b.tensors["weight"].shape == (8, 1, 3, 3)
+
+
+def test_real_keras_weights_and_their_onnx_export_hold_the_same_values(real_weights):
+    """hls4ml's KERAS_3layer weights and the onnxmltools export of that model, written by other people."""
+    result = weightkit.diff(real_weights / "keras_h5/keras2.0.0_weights__hls4ml_KERAS_3layer_weights.h5",
+                            real_weights / "onnx/op9_onnxmltools_floatdata__hls4ml_three_layer_keras.onnx",
+                            values=True)
+    assert [p.matched_by for p in result.pairs] == ["structure"] * 4
+    assert not result.differs

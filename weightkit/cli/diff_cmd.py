@@ -26,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
             print_json(diff_document(result))
         else:
             out = console()
-            out.print(_table(result, show_all=args.all))
+            if args.all or result.differs or any(pair.changes for pair in result.pairs):
+                out.print(_table(result, show_all=args.all))
             out.print(_summary(result))
     return 1 if result.differs else 0
 
