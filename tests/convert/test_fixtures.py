@@ -25,6 +25,18 @@ def test_tfkeras_files_match_tensorflow(fixtures, name):
     assert result.report.keras_major == 2
 
 
+def test_tfkeras_tensorflow_semantics(fixtures):
+    """TFOpLambda arithmetic, TF's transposed-conv cropping, bilinear upsampling, 'same' pooling on odd sizes,
+    a nested model called three times: against TensorFlow's outputs (fixtures/tfkeras_convert)."""
+    path = fixtures / "tfkeras_convert" / "tfk_ops.h5"
+    result = convert_keras(path)
+    onnx.checker.check_model(result.model, full_check=True)
+    io = np.load(f"{path}.io.npz")
+    assert_close(run_onnx(result.model, [io["input"]]), [io["logits"], io["third"]], atol=1e-5)
+    classes = {layer.class_name for layer in result.report.layers}
+    assert {"TFOpLambda", "Conv2DTranspose", "UpSampling2D", "AveragePooling2D"} <= classes
+
+
 def test_tfkeras_weights_file_with_full_model_as_architecture(fixtures):
     folder = fixtures / "tfkeras"
     result = convert_keras(folder / "tfk_cnn_weights.h5", arch=folder / "tfk_cnn_full.h5")

@@ -37,3 +37,11 @@ def test_endpoints_and_layers():
     assert endpoints({}, "output_layers") == []
     assert len(raw_layers({"config": [{"class_name": "Dense"}, "junk"]})) == 1
     assert layer_calls({"inbound_nodes": "junk"}) == []
+
+
+def test_tfoplambda_calls_keep_keyword_tensors():
+    """tf.keras writes a TFOpLambda call as one unwrapped entry; a tensor operand sits in its kwargs."""
+    constant, tensor = layer_calls({"inbound_nodes": [["relu", 0, 0, {"y": 0.5, "name": None}],
+                                                      ["stem", 1, 0, {"y": ["identity", 1, 0], "name": None}]]})
+    assert constant.args == [TensorRef("relu")] and constant.kwargs["y"] == 0.5 and constant.keyword_tensors() == []
+    assert tensor.args == [TensorRef("stem", 1, 0)] and tensor.keyword_tensors() == [TensorRef("identity", 1, 0)]

@@ -101,7 +101,7 @@ class ModelWalker:
                 continue
             items.append((layer, layer_record, calls))
             for call in calls:
-                for ref in call.tensors():
+                for ref in call.tensors() + call.keyword_tensors():
                     inbound.setdefault(ref.layer, []).append(ref.node)
         outward: dict[str, list[int]] = {}
         for ref in endpoints(model.config, "output_layers"):
@@ -114,18 +114,20 @@ class ModelWalker:
 
     def _try(self, item: _Pending, values: dict[Key, Value], resolve: _Resolver, prefix: str) -> bool:
         keys = [resolve.inbound(ref) for ref in item.call.tensors()]
-        if any(key not in values for key in keys):
+        needed = keys + [resolve.inbound(ref) for ref in item.call.keyword_tensors()]
+        if any(key not in values for key in needed):
             return False
         args = _substitute(item.call.args, values, resolve)
+        kwargs = {name: _substitute(value, values, resolve) for name, value in item.call.kwargs.items()}
         outputs = self._emit(item.layer, item.record, item.call, [values[k] for k in keys], args,
-                             _join(prefix, item.layer.name))
+                             _join(prefix, item.layer.name), kwargs)
         for index, value in enumerate(outputs):
             values[(item.layer.name, item.node, index)] = value
         return True
 
     # -- one call --------------------------------------------------------------------------
     def _emit(self, layer: ConfigLayer, record: dict[str, Any], call: Call, inputs: list[Value], args: list[Any],
-              path: str) -> list[Value]:
+              path: str, kwargs: dict[str, Any] | None = None) -> list[Value]:
         if layer.is_model:
             return self.run(layer, record, inputs, path)
         emitter = emitter_for(layer, call)
@@ -134,7 +136,7 @@ class ModelWalker:
         if not inputs:
             raise FileFormatError(f"layer {path!r} ({layer.class_name}) is called without inputs")
         self.builder.begin_layer(path, layer.class_name)
-        context = LayerCall(layer, path, call, inputs, args, self.weights.get(path))
+        context = LayerCall(layer, path, call, inputs, args, self.weights.get(path), kwargs or {})
         try:
             return emitter.emit(self.builder, context)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -192,13 +194,15 @@ def _substitute(item: Any, values: dict[Key, Value], resolve: _Resolver) -> Any:
         return values[resolve.inbound(item)]
     if isinstance(item, list):
         return [_substitute(sub, values, resolve) for sub in item]
+    if isinstance(item, dict):
+        return {key: _substitute(sub, values, resolve) for key, sub in item.items()}
     return item
 
 
 def _stuck(model: ConfigLayer, remaining: list[_Pending], values: dict[Key, Value], resolve: _Resolver) -> str:
     missing = []
     for item in remaining[:3]:
-        for ref in item.call.tensors():
+        for ref in item.call.tensors() + item.call.keyword_tensors():
             if resolve.inbound(ref) not in values:
                 missing.append(f"{item.layer.name} needs {ref.layer}[node {ref.node}, tensor {ref.tensor}]")
                 break

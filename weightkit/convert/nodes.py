@@ -35,9 +35,15 @@ class Call:
     legacy: bool = False  # written by Keras 1/2 or tf.keras (list records)
 
     def tensors(self) -> list[TensorRef]:
-        """Every tensor fed to the call, in order (nested lists flattened)."""
+        """The tensors passed as positional arguments, in order (nested lists flattened)."""
         found: list[TensorRef] = []
         _collect(self.args, found)
+        return found
+
+    def keyword_tensors(self) -> list[TensorRef]:
+        """Tensors passed as keyword arguments (a TFOpLambda's ``y``; masks)."""
+        found: list[TensorRef] = []
+        _collect(self.kwargs, found)
         return found
 
     @property
@@ -87,15 +93,26 @@ def endpoints(config: dict[str, Any], key: str) -> list[TensorRef]:
 
 
 def _legacy_call(node: list[Any]) -> Call:
+    """``[[layer, node, tensor, kwargs], ...]``; tf.keras writes a TFOpLambda's call as one such entry,
+    unwrapped, with tensors among its kwargs as ``[layer, node, tensor]`` (``{"y": ["conv", 0, 0]}``)."""
+    if node and isinstance(node[0], str):
+        node = [node]
     refs: list[TensorRef] = []
     kwargs: dict[str, Any] = {}
     for entry in node:
         if isinstance(entry, list) and entry and isinstance(entry[0], str):
             refs.append(TensorRef(entry[0], _int(entry, 1), _int(entry, 2)))
             if len(entry) > 3 and isinstance(entry[3], dict):
-                kwargs.update(entry[3])
+                kwargs.update({key: _legacy_value(value) for key, value in entry[3].items()})
     args: list[Any] = [refs[0]] if len(refs) == 1 else [refs]
     return Call(args, kwargs, legacy=True)
+
+
+def _legacy_value(value: Any) -> Any:
+    if (isinstance(value, list) and len(value) in (3, 4) and isinstance(value[0], str)
+            and isinstance(value[1], int) and isinstance(value[2], int)):
+        return TensorRef(value[0], value[1], value[2])
+    return value
 
 
 def _value(item: Any) -> Any:

@@ -1,4 +1,5 @@
-"""Keras 3 operations in functional configs (``x + 3``, ``ops.multiply``), as .keras and as .h5 (no module)."""
+"""Keras 3 operations in functional configs (``x + 3``, ``ops.multiply``), as .keras and as .h5 (no module);
+tf.keras TFOpLambda functions (checked against TensorFlow in test_fixtures)."""
 
 from __future__ import annotations
 
@@ -26,3 +27,17 @@ def test_activation_and_reduction_ops(keras, check):
     kept = ops.max(b, axis=[1, 2], keepdims=True)
     flat = ops.reshape(b * kept, (-1, 120))
     check(keras.Model(inputs, [pooled, ops.softmax(flat), ops.sum(b, axis=-1)]))
+
+
+def test_tfoplambda_functions_are_recognised_by_name_only():
+    from weightkit.convert import unsupported_layers
+    from weightkit.keras_arch import parse_config
+
+    def op(function):
+        return {"class_name": "TFOpLambda", "config": {"name": f"tf.{function}", "function": function}}
+
+    record = {"class_name": "Sequential", "config": {"layers": [
+        {"class_name": "InputLayer", "config": {"batch_shape": [None, 4], "name": "in"}},
+        op("math.multiply"), op("nn.relu6"), op("image.resize")]}}
+    assert unsupported_layers(parse_config(record)) == [
+        "tf.image.resize (TFOpLambda): TensorFlow function tf.image.resize is not supported"]

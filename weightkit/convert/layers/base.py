@@ -31,7 +31,7 @@ class LayerCall:
     Attributes:
         layer: the layer's parsed config.
         path: where the layer sits (``outer/inner``): its weights' path and its nodes' names.
-        call: the call's record; ``args`` holds the same arguments with tensors as `Value`s.
+        call: the call's record; ``args`` and ``kwargs`` hold its arguments with tensors as `Value`s.
         inputs: the tensors fed to the call, in order.
         weights: the file's layer at ``path`` (None if it has no weights in the file).
     """
@@ -42,6 +42,7 @@ class LayerCall:
     inputs: list[Value]
     args: list[Any] = field(default_factory=list)
     weights: Layer | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config(self) -> dict[str, Any]:
