@@ -37,6 +37,15 @@ def test_tfkeras_tensorflow_semantics(fixtures):
     assert {"TFOpLambda", "Conv2DTranspose", "UpSampling2D", "AveragePooling2D"} <= classes
 
 
+def test_tfkeras_recurrent_layers(fixtures):
+    """tf.keras 2's GRU (reset_after), LSTM gate order, go_backwards and Bidirectional, against TensorFlow."""
+    path = fixtures / "tfkeras_convert" / "tfk_rnn.h5"
+    result = convert_keras(path)
+    onnx.checker.check_model(result.model, full_check=True)
+    io = np.load(f"{path}.io.npz")
+    assert_close(run_onnx(result.model, [io["input"]]), [io["output"]], atol=1e-5)
+
+
 def test_tfkeras_weights_file_with_full_model_as_architecture(fixtures):
     folder = fixtures / "tfkeras"
     result = convert_keras(folder / "tfk_cnn_weights.h5", arch=folder / "tfk_cnn_full.h5")

@@ -217,6 +217,9 @@ class GraphBuilder:
     def unsqueeze(self, value: str, axes: Sequence[int], name: str) -> str:
         return self.node("Unsqueeze", [value, self.ints(list(axes), "axes")], name)  # type: ignore[return-value]
 
+    def squeeze(self, value: str, axes: Sequence[int], name: str) -> str:
+        return self.node("Squeeze", [value, self.ints(list(axes), "axes")], name)  # type: ignore[return-value]
+
 
 def _rank(value: Value) -> int:
     if value.rank is None:

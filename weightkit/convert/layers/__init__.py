@@ -7,7 +7,7 @@ operations) when imported; importing this package imports them all.
 from __future__ import annotations
 
 from ...keras_arch import ConfigLayer
-from . import activations, conv, core, dense, merge, norm, ops, pool, reshape, tf_ops  # noqa: F401  (they register)
+from . import activations, conv, core, dense, merge, norm, ops, pool, recurrent, reshape, tf_ops  # noqa: F401
 from ..nodes import Call
 from .base import LAYERS, OPS, Emitter, LayerCall
 from .ops import is_operation_call
