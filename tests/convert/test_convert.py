@@ -117,3 +117,19 @@ def test_models_over_two_gigabytes_store_weights_beside_the_file(fixtures, tmp_p
     with pytest.raises(UsageError):
         convert(path, tmp_path / "big.onnx")
     convert(path, tmp_path / "big.onnx", force=True)
+
+
+def test_unknown_sizes_fall_back_to_same_upper_with_a_warning(keras, tmp_path):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same")(inputs)
+    x = keras.layers.MaxPooling2D(3, strides=2, padding="same")(x)
+    model = keras.Model(inputs, x)
+    model.save(tmp_path / "free.keras")
+    result = convert_keras(tmp_path / "free.keras")
+    assert len(result.report.warnings) == 2 and "SAME_UPPER" in result.report.warnings[0]
+    for size in ((9, 12), (16, 15)):
+        x = np.random.default_rng(0).standard_normal((2, *size, 3)).astype(np.float32)
+        np.testing.assert_allclose(run_onnx(result.model, [x])[0], keras_outputs(model, [x])[0], atol=1e-5)
+    batch, height, width, channels = result.report.inputs[0].shape
+    assert batch == "batch" and height.endswith("_dim1") and width.endswith("_dim2") and channels == 3

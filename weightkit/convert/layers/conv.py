@@ -20,7 +20,7 @@ from ..padding import transpose_pads, window_pads
 from .activations import activation_problem, apply_activation
 from .base import LayerCall, emits, option
 
-__all__ = ["ConvSpec", "conv_spec", "onnx_kernel"]
+__all__ = ["ConvSpec", "conv_spec", "onnx_kernel", "pad_attrs"]
 
 _CONV = ("Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D", "Convolution3D",
          "AtrousConvolution1D", "AtrousConvolution2D")
@@ -96,16 +96,20 @@ def _spatial_sizes(x: Value, spec: ConvSpec) -> list[Any]:
     return list(x.shape[1:-1] if spec.channels_last else x.shape[2:])
 
 
-def _pad_attrs(x: Value, spec: ConvSpec) -> dict[str, Any]:
+def pad_attrs(b: GraphBuilder, x: Value, spec: ConvSpec, name: str) -> dict[str, Any]:
+    """Explicit TF pads, or ``auto_pad=SAME_UPPER`` (with a warning) when a size they depend on is unknown."""
     pads, auto = window_pads(spec.padding, _spatial_sizes(x, spec), spec.kernel, spec.strides, spec.dilations)
-    return {"pads": pads} if pads is not None else {"auto_pad": auto}
+    if pads is not None:
+        return {"pads": pads}
+    b.warnings.append(f"{name}: input size unknown, so 'same' padding is auto_pad=SAME_UPPER (TF's rule too)")
+    return {"auto_pad": auto}
 
 
 def _conv_node(b: GraphBuilder, x: Value, weight: str, bias: str | None, spec: ConvSpec, name: str,
                group: int) -> str:
     inputs = [x.name, weight] + ([bias] if bias else [])
     return b.node("Conv", inputs, name, kernel_shape=spec.kernel, strides=spec.strides,  # type: ignore[return-value]
-                  dilations=spec.dilations, group=group, **_pad_attrs(x, spec))
+                  dilations=spec.dilations, group=group, **pad_attrs(b, x, spec, name))
 
 
 def _channels(x: Value, spec: ConvSpec) -> Any:

@@ -59,9 +59,10 @@ def _affine(b: GraphBuilder, call: LayerCall, x: Value, axis: int, scale: np.nda
     rank = x.rank or 2
     shape = [1] * rank
     shape[axis % rank] = -1
-    scale_name = b.weight((call.path, "scale"), f"{call.path}/scale",
+    layout = str(x.axes())
+    scale_name = b.weight((call.path, "scale", layout), f"{call.path}/scale",
                           lambda: _for_layout(scale.reshape(shape[1:]), x))
-    shift_name = b.weight((call.path, "shift"), f"{call.path}/shift",
+    shift_name = b.weight((call.path, "shift", layout), f"{call.path}/shift",
                           lambda: _for_layout(shift.reshape(shape[1:]), x))
     product = b.node("Mul", [x.name, scale_name], f"{call.path}/scale")
     return call.output(b.node("Add", [product, shift_name], call.path), x)  # type: ignore[arg-type]

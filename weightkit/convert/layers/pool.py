@@ -52,6 +52,8 @@ def _pool(op: str, b: GraphBuilder, call: LayerCall) -> list[Value]:
     pads, auto = window_pads(padding, sizes, pool, strides, [1] * rank)
     attrs: dict[str, Any] = {"kernel_shape": pool, "strides": strides}
     attrs.update({"pads": pads} if pads is not None else {"auto_pad": auto})
+    if auto:
+        b.warnings.append(f"{call.path}: input size unknown, so 'same' padding is auto_pad=SAME_UPPER")
     if op == "AveragePool":
         attrs["count_include_pad"] = 0
     return [call.output(b.node(op, [x.name], call.path, **attrs), x)]  # type: ignore[arg-type]

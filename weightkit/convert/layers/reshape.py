@@ -109,6 +109,9 @@ def upsampling(b: GraphBuilder, call: LayerCall) -> list[Value]:
         scales[x.onnx_axis(axis)] = float(factor)
     if call.config.get("interpolation", "nearest") == "bilinear":
         attrs = {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
+        if b.keras_major < 3:
+            b.warnings.append(f"{call.path}: bilinear upsampling uses TF 2's half-pixel sampling; a model "
+                              "trained with TF 1 (standalone Keras 2) sampled without it")
     else:
         attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
     scale_name = b.constant(scales, f"{call.path}/scales")
