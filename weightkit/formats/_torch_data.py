@@ -26,7 +26,7 @@ from ..model import Tensor
 from ._torch_pickle import StorageRef, TorchTensor, element_size
 from ._zip import member_offset, open_member
 
-__all__ = ["StorageFile", "ZipStorages", "to_tensor", "zip_errors"]
+__all__ = ["StorageFile", "ZipStorages", "to_tensor", "zip_errors", "contiguous_strides"]
 
 
 @contextmanager
@@ -205,14 +205,14 @@ class _Loader:
 
 
 def _strided(flat: np.ndarray, shape: tuple[int, ...], stride: tuple[int, ...]) -> np.ndarray:
-    if stride == _contiguous_strides(shape) and flat.size == math.prod(shape):
+    if stride == contiguous_strides(shape) and flat.size == math.prod(shape):
         return flat.reshape(shape)
     itemsize = flat.dtype.itemsize
     view = np.lib.stride_tricks.as_strided(flat, shape, tuple(s * itemsize for s in stride), writeable=False)
     return np.array(view, copy=True)
 
 
-def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
     strides, step = [], 1
     for dim in reversed(shape):
         strides.append(step)

@@ -17,6 +17,7 @@ from ..errors import FileFormatError
 from ..model import Layer, Model, Tensor
 from . import keras_v3
 from ._hdf5 import HDF5_SIGNATURE, H5Source, attr_json, attr_text, dataset_tensor, name_list
+from ._owned import owned_by_model
 from ._probe import Probe
 from ..keras_arch import ConfigLayer, output_specs, parse_config
 
@@ -32,14 +33,7 @@ def sniff(probe: Probe) -> bool:
 
 def read(probe: Probe) -> Model:
     """Read a Keras HDF5 file of any generation into a `Model` (no tensor data is read)."""
-    source = H5Source(probe.path)
-    try:
-        model = read_source(source)
-    except BaseException:
-        source.close()
-        raise
-    model._resources.append(source)
-    return model
+    return owned_by_model(H5Source(probe.path), read_source)
 
 
 def read_source(source: H5Source) -> Model:

@@ -14,6 +14,7 @@ from ..errors import FileFormatError, UnsafeFileError, UnsupportedError
 from ..model import Model
 from . import keras_v3
 from ._hdf5 import H5Source
+from ._owned import owned_by_model
 from ._probe import Probe
 from ..ops.fingerprint import records
 from ._zip import open_member, open_zip
@@ -51,22 +52,19 @@ def read(probe: Probe) -> Model:
         with open_zip(path) as archive:
             return open_member(archive, "model.weights.h5", path)
 
-    source = H5Source(path, opener=open_weights)
-    try:
+    def build(source: H5Source) -> Model:
         layers, extras = keras_v3.read_store(source, root)
-    except BaseException:
-        source.close()
-        raise
-    version = metadata.get("keras_version") if isinstance(metadata, dict) else None
-    own = {k: v for k, v in metadata.items() if k.startswith("weightkit.")} if isinstance(metadata, dict) else {}
-    model = Model(
-        layers=layers, format="keras-zip", framework="keras", framework_version=version, has_graph=True,
-        inputs=root.input_specs(), outputs=output_specs(root), extras=extras, config=config_data, source=str(path),
-        metadata=_metadata(metadata, version, names),
-    )
-    model.metadata.update(own)
-    model._resources.append(source)
-    return model
+        version = metadata.get("keras_version") if isinstance(metadata, dict) else None
+        model = Model(
+            layers=layers, format="keras-zip", framework="keras", framework_version=version, has_graph=True,
+            inputs=root.input_specs(), outputs=output_specs(root), extras=extras, config=config_data,
+            source=str(path), metadata=_metadata(metadata, version, names),
+        )
+        if isinstance(metadata, dict):
+            model.metadata.update({k: v for k, v in metadata.items() if k.startswith("weightkit.")})
+        return model
+
+    return owned_by_model(H5Source(path, opener=open_weights), build)
 
 
 def _json_member(archive: zipfile.ZipFile, name: str, probe: Probe) -> Any:

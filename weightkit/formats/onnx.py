@@ -39,15 +39,10 @@ def read(probe: Probe) -> Model:
     """
     from ._onnx_source import OnnxSource
 
+    from ._owned import owned_by_model
+
     with _collector_paused():
-        source = OnnxSource(probe.path)
-        try:
-            model = _model(source)
-        except BaseException:
-            source.close()
-            raise
-    model._resources.append(source)
-    return model
+        return owned_by_model(OnnxSource(probe.path), _model)
 
 
 @contextmanager

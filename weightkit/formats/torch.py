@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import FileFormatError, UnsafeFileError, UnsupportedError
 from ..model import Model
 from . import _torch_legacy
+from ._owned import owned_by_model
 from ._probe import Probe
 from ._torch_data import StorageFile, ZipStorages, zip_errors
 from ._torch_model import build_model
@@ -58,16 +59,13 @@ def read(probe: Probe) -> Model:
 
 def _model(root: Any, storages: StorageFile, format: str, path: Path, metadata: dict[str, Any],
            extras: dict[str, Any] | None = None) -> Model:
-    try:
+    def build(storages: Any) -> Model:
         contents = describe(root)
         if extras:
             contents.extras.update(extras)
-        model = build_model(contents, storages, format=format, path=str(path), metadata=metadata)
-    except BaseException:
-        storages.close()
-        raise
-    model._resources.append(storages)
-    return model
+        return build_model(contents, storages, format=format, path=str(path), metadata=metadata)
+
+    return owned_by_model(storages, build)
 
 
 def _folder(names: list[str]) -> str | None:

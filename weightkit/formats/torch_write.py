@@ -25,6 +25,7 @@ from .._atomic import atomic_output
 from ..errors import FileFormatError, UnsupportedError
 from ..model import Model, Tensor
 from ..ops.fingerprint import records
+from ._torch_data import contiguous_strides
 
 __all__ = ["write", "state_dict_pickle", "STORAGE_TYPES", "UNTYPED_DTYPES", "RECORDS_NAME"]
 
@@ -125,7 +126,7 @@ def _tensor_call(key: str, tensor: Tensor) -> bytes:
     numel = tensor.nbytes if untyped else tensor.size
     pid = b"(" + _text("storage") + storage + _text(key) + _text("cpu") + _int(numel) + b"tQ"
     hooks = _global("collections", "OrderedDict") + b")R"
-    args = pid + _int(0) + _tuple(tensor.shape) + _tuple(_contiguous_strides(tensor.shape)) + b"\x89" + hooks
+    args = pid + _int(0) + _tuple(tensor.shape) + _tuple(contiguous_strides(tensor.shape)) + b"\x89" + hooks
     if untyped:
         return _global("torch._utils", "_rebuild_tensor_v3") + b"(" + args + _global("torch", tensor.dtype) + b"tR"
     return _global("torch._utils", "_rebuild_tensor_v2") + b"(" + args + b"tR"
@@ -154,14 +155,6 @@ def _int(value: int) -> bytes:
 def _tuple(values: tuple[int, ...]) -> bytes:
     body = b"".join(_int(v) for v in values)
     return {0: b")", 1: body + b"\x85", 2: body + b"\x86", 3: body + b"\x87"}.get(len(values), b"(" + body + b"t")
-
-
-def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    strides, step = [], 1
-    for dim in reversed(shape):
-        strides.append(step)
-        step *= max(dim, 1)
-    return tuple(reversed(strides))
 
 
 # --- the zip records -------------------------------------------------------------------------

@@ -1,0 +1,23 @@
+"""Models own the open files their lazy tensors read from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ..model import Model
+
+__all__ = ["owned_by_model"]
+
+Source = TypeVar("Source")
+
+
+def owned_by_model(source: Source, build: Callable[[Source], Model]) -> Model:
+    """``build(source)``, with ``source`` closed when the Model is, or at once if building fails."""
+    try:
+        model = build(source)
+    except BaseException:
+        source.close()  # type: ignore[attr-defined]
+        raise
+    model._resources.append(source)
+    return model
