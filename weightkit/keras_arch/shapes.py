@@ -23,6 +23,7 @@ _SAME_SHAPE = {
     "LeakyReLU", "PReLU", "ELU", "Softmax", "ThresholdedReLU", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
     "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "Rescaling", "LayerScale", "Identity",
     "ActivityRegularization", "Masking", "UnitNormalization", "QActivation", "CustomScaleLayer",
+    "Custom>CustomScaleLayer",
 }
 _MERGE = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
 _OPS = {"Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum", "Minimum", "Power"}

@@ -65,13 +65,14 @@ def keras1_merge(b: GraphBuilder, call: LayerCall) -> list[Value]:
 
 
 def _check_custom_scale(layer: ConfigLayer) -> str | None:
+    """Only keras.applications' own: Keras 3 names its module; tf.keras registers it as ``Custom>``."""
     module = layer.module or "keras.src.applications.inception_resnet_v2"
     if not module.endswith("inception_resnet_v2") or "scale" not in layer.config:
         return f"a custom layer (module {module})"
     return None
 
 
-@emits("CustomScaleLayer", check=_check_custom_scale)
+@emits("CustomScaleLayer", "Custom>CustomScaleLayer", check=_check_custom_scale)
 def custom_scale(b: GraphBuilder, call: LayerCall) -> list[Value]:
     """InceptionResNetV2's residual scaling: ``inputs[0] + inputs[1] * scale``."""
     first, second = b.align(call.inputs[:2], call.path, expand_at=1)
