@@ -77,3 +77,19 @@ def test_compiled_model_keeps_optimizer_apart(tmp_path):
     with weightkit.load(tmp_path / "m.keras") as loaded:
         assert loaded.num_params == model.count_params()
         assert loaded.extras["optimizer"]
+
+
+def test_recurrent_cells_and_rms_layer_norm_get_their_variable_names(tmp_path):
+    model = keras.Sequential([keras.Input((5, 3)), keras.layers.LSTM(4, return_sequences=True, name="lstm"),
+                              keras.layers.LayerNormalization(rms_scaling=True, name="rms"),
+                              keras.layers.GRU(2, name="gru")])
+    model.save(tmp_path / "m.keras")
+    with weightkit.load(tmp_path / "m.keras") as loaded:
+        cell = loaded.layer("lstm/cell")
+        assert cell.type_name == "LSTMCell" and cell.kind == "lstm"
+        assert list(cell.tensors) == ["weight", "recurrent_weight", "bias"]
+        assert cell.tensors["recurrent_weight"].shape == (4, 16)
+        assert np.array_equal(cell.tensors["weight"].read(), model.layers[0].cell.kernel.numpy())
+        assert list(loaded.layer("gru/cell").tensors) == ["weight", "recurrent_weight", "bias"]
+        assert list(loaded.layer("rms").tensors) == ["weight"]
+        assert loaded.layer("rms").tensors["weight"].name == "rms/gamma"

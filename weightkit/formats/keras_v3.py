@@ -45,6 +45,7 @@ _KIND_EXAMPLE = {"dense": "Dense", "conv1d": "Conv1D", "conv2d": "Conv2D", "conv
                  "depthwise_conv2d": "DepthwiseConv2D", "separable_conv2d": "SeparableConv2D",
                  "batch_norm": "BatchNormalization", "layer_norm": "LayerNormalization"}
 _CLASS_BY_SNAKE: dict[str, str] = {}
+_RECURRENT = ("LSTM", "GRU", "SimpleRNN")
 
 
 def is_weights_store(file: Any) -> bool:
@@ -132,6 +133,10 @@ def _layer_from_group(group: Any, config: ConfigLayer | None, source: H5Source, 
         if name not in ("vars", *_LAYERS) and hasattr(group[name], "keys"):
             child = _layer_from_group(group[name], None, source, frozen)
             child.name = name
+            if name == "cell" and layer.type_name in _RECURRENT:  # named from the cell's variable order
+                tensors, child.tensors = list(child.tensors.values()), {}
+                child.type_name, child.kind = f"{layer.type_name}Cell", layer.kind
+                _assign_roles(child, tensors, None, frozen)
             if child.all_tensors():
                 layer.layers.append(child)
     return layer
@@ -155,6 +160,8 @@ def _assign_roles(layer: Layer, tensors: list[Tensor], config: ConfigLayer | Non
 def _variable_names(class_name: str | None, config: ConfigLayer | None, count: int) -> list[str]:
     """Names of a layer's ``count`` variables, from its class's variable order."""
     spec = _VARIABLES.get(class_name or "") or _VARIABLES.get(_KIND_EXAMPLE.get(kinds.kind_of_keras_class(class_name), ""))
+    if class_name == "LayerNormalization" and config is not None and config.config.get("rms_scaling"):
+        spec = ("gamma",)  # RMS scaling keeps the scale only, whatever center says
     if spec is None:
         return [f"var_{i}" for i in range(count)]
     names = []
