@@ -157,18 +157,18 @@ def _names(value: Any) -> list[str]:
 
 
 def _refuse_external_links(file: Any, path: Path) -> None:
-    import h5py
+    from h5py import h5l
 
-    def find_external(name: str) -> Any:  # a non-None return stops the walk
-        link = file.get(name, getlink=True)
-        return (name, link) if isinstance(link, h5py.ExternalLink) else None
+    def find_external(name: bytes, info: Any) -> bytes | None:  # a non-None return stops the walk
+        return name if info.type == h5l.TYPE_EXTERNAL else None
 
-    try:
-        found = file.visit_links(find_external)
-    except (OSError, RuntimeError, KeyError) as exc:
+    try:  # the low-level walk: every link of the file, with its type, and no object opened
+        found = file.id.links.visit(find_external, info=True)
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
         raise FileFormatError(f"corrupted HDF5 structure: {_short(exc)}", path=path) from None
     if found is not None:
-        name, link = found
+        name = found.decode("utf-8", "replace")
+        link = file.get(name, getlink=True)
         raise UnsafeFileError(
             f"HDF5 external link {name!r} points to {link.filename}:{link.path}; "
             "weightkit does not follow links out of the file", path=path)
