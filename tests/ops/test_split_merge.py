@@ -223,3 +223,12 @@ def test_onnx_cut_inside_a_residual_block_is_refused(tmp_path):
     torch.onnx.export(torch_resnet().eval(), torch.randn(1, 3, 8, 8), tmp_path / "net.onnx", dynamo=False)
     with weightkit.load(tmp_path / "net.onnx") as model, pytest.raises(UsageError, match="cross"):
         split_model(model, "/layer1/layer1.0/conv1/Conv_output_0")
+
+
+def test_state_dict_boundaries_leave_a_head(tmp_path):
+    torch.manual_seed(0)
+    save_state(Net(), tmp_path / "net.pt")
+    with weightkit.load(tmp_path / "net.pt") as model:
+        found = boundaries(model)
+        assert [b.at for b in found] == ["backbone.0", "backbone.1", "backbone.3", "backbone.4"]
+        assert found[-1].shape == (None, 16) and found[-1].head_params == 16 * 5 + 5

@@ -57,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
                     "head_prefixes": boundary.head_prefixes, "backbone_params": boundary.backbone_params,
                     "head_params": boundary.head_params})
     else:
-        where = boundary.at or ", ".join(boundary.head_prefixes)
-        console().print(f"cut at {where} {fmt_shape(boundary.shape) if boundary.shape else ''}\n"
+        where = (f"cut after {boundary.at} {fmt_shape(boundary.shape) if boundary.shape else ''}".rstrip()
+                 if boundary.at else f"head: the keys under {', '.join(boundary.head_prefixes)}")
+        console().print(f"{where}\n"
                         f"wrote {paths[0]} ({fmt_count(boundary.backbone_params)} parameters)\n"
                         f"wrote {paths[1]} ({fmt_count(boundary.head_params)} parameters)")
     return 0

@@ -57,7 +57,8 @@ def boundaries(model: Model) -> list[Boundary]:
 
         shapes = infer_shapes(parse_config(model.config))
         return [_boundary(model, name, shapes.get(name)) for name in cut_points(model.config)]
-    return [_boundary(model, layer.name, _out_shape(layer)) for layer in model.layers if layer.all_tensors()]
+    weighted = [layer for layer in model.layers if layer.all_tensors()]
+    return [_boundary(model, layer.name, _out_shape(layer)) for layer in weighted[:-1]]  # a head needs a layer
 
 
 def propose_boundary(model: Model) -> Boundary:
