@@ -101,30 +101,28 @@ def layer_norm(b: GraphBuilder, call: LayerCall) -> list[Value]:
 
 def _decomposed_layer_norm(b: GraphBuilder, call: LayerCall, x: Value, axes: list[int], epsilon: float,
                            gamma: np.ndarray | None, beta: np.ndarray | None) -> Value:
+    centered, std = _centered_and_std(b, x, axes, epsilon, call.path)
+    result = Value(b.node("Div", [centered, std], f"{call.path}/normalized"), x.shape, x.perm)  # type: ignore[list-item, arg-type]
+    return _scale_shift(b, call, x, result, axes, gamma, beta)
+
+
+def _centered_and_std(b: GraphBuilder, x: Value, axes: list[int], epsilon: float, name: str) -> tuple[str, str]:
+    """``x - mean`` and ``sqrt(variance + epsilon)`` over ``axes``, as graph values."""
     onnx_axes = [x.onnx_axis(a) for a in axes]
-    name = call.path
     mean = b.reduce("ReduceMean", x.name, onnx_axes, f"{name}/mean", keepdims=True)
     centered = b.node("Sub", [x.name, mean], f"{name}/centered")
     square = b.node("Mul", [centered, centered], f"{name}/square")
     variance = b.reduce("ReduceMean", square, onnx_axes, f"{name}/variance", keepdims=True)  # type: ignore[arg-type]
     std = b.node("Sqrt", [b.node("Add", [variance, b.scalar(epsilon, "epsilon")], f"{name}/plus_epsilon")],  # type: ignore[list-item]
                  f"{name}/std")
-    result = Value(b.node("Div", [centered, std], f"{name}/normalized"), x.shape, x.perm)  # type: ignore[list-item, arg-type]
-    return _scale_shift(b, call, x, result, axes, gamma, beta)
+    return centered, std  # type: ignore[return-value]
 
 
 def _rms_norm(b: GraphBuilder, call: LayerCall, x: Value, axes: list[int], epsilon: float,
               gamma: np.ndarray | None) -> Value:
     """Keras 3's (deprecated) ``rms_scaling``: ``x * rsqrt(variance + epsilon) * gamma``, not centred."""
-    onnx_axes = [x.onnx_axis(a) for a in axes]
-    name = call.path
-    mean = b.reduce("ReduceMean", x.name, onnx_axes, f"{name}/mean", keepdims=True)
-    centered = b.node("Sub", [x.name, mean], f"{name}/centered")
-    square = b.node("Mul", [centered, centered], f"{name}/square")
-    variance = b.reduce("ReduceMean", square, onnx_axes, f"{name}/variance", keepdims=True)  # type: ignore[arg-type]
-    root = b.node("Sqrt", [b.node("Add", [variance, b.scalar(epsilon, "epsilon")], f"{name}/plus_epsilon")],  # type: ignore[list-item]
-                  f"{name}/std")
-    result = Value(b.node("Div", [x.name, root], f"{name}/normalized"), x.shape, x.perm)  # type: ignore[list-item, arg-type]
+    _, std = _centered_and_std(b, x, axes, epsilon, call.path)
+    result = Value(b.node("Div", [x.name, std], f"{call.path}/normalized"), x.shape, x.perm)  # type: ignore[list-item, arg-type]
     return _scale_shift(b, call, x, result, axes, gamma, None)
 
 
