@@ -73,7 +73,7 @@ def _read_legacy(source: H5Source) -> Model:
         framework="keras",
         framework_version=version,
         has_graph=root is not None,
-        metadata=_metadata(file, version, backend, layers, source.path),
+        metadata=_metadata(file, version, backend, source.path),
         config=config_data,
         source=str(source.path),
     )
@@ -271,8 +271,8 @@ def _extras(file: Any, source: H5Source) -> dict[str, list[Tensor]]:
     return extras
 
 
-def _metadata(file: Any, version: str | None, backend: str | None, layers: list[Layer], path: Path) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"writer": _writer(version, layers), "backend": backend}
+def _metadata(file: Any, version: str | None, backend: str | None, path: Path) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"writer": _writer(version), "backend": backend}
     metadata.update({key: attr_text(file, key) for key in file.attrs if key.startswith("weightkit.")})
     training = attr_json(file, "training_config", path)
     if isinstance(training, dict):
@@ -284,7 +284,7 @@ def _metadata(file: Any, version: str | None, backend: str | None, layers: list[
     return {key: value for key, value in metadata.items() if value is not None}
 
 
-def _writer(version: str | None, layers: list[Layer]) -> str:
+def _writer(version: str | None) -> str:
     """Which Keras wrote the file, as precisely as its attributes allow."""
     if version is None:
         return "Keras 1.x (the file records no version)"

@@ -16,18 +16,13 @@ from ..model import Dim
 from .config import ConfigLayer, parse_config
 from .shapes import infer_shapes
 
-__all__ = ["cut_points", "cut_config", "join_configs", "junction_shape"]
+__all__ = ["cut_points", "cut_config", "join_configs"]
 
 
 def cut_points(config: dict[str, Any]) -> list[str]:
     """Layers after which the graph can be cut: every path from the inputs to the outputs passes them."""
     root = parse_config(config)
     return [layer.name for layer in root.layers if _cut_error(root, layer.name) is None]
-
-
-def junction_shape(config: dict[str, Any], at: str) -> tuple[Dim, ...] | None:
-    """The shape of the tensor layer ``at`` puts out, from the config."""
-    return infer_shapes(parse_config(config)).get(at)
 
 
 def cut_config(config: dict[str, Any], at: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -73,7 +68,7 @@ def join_configs(backbone: dict[str, Any], head: dict[str, Any]) -> dict[str, An
     renamed = [_rename_inbound(e, inputs[0].name, output) for e in head_entries] if inputs else head_entries
     joined = copy.deepcopy(backbone)
     if _is_sequential(backbone) and _is_sequential(head):
-        _set_entries(joined, _entries(backbone) + _chained(renamed, output))
+        _set_entries(joined, _entries(backbone) + _without_input_shapes(renamed))
         return joined
     if _is_sequential(joined):
         raise UsageError("joining a Sequential backbone with a functional head is not supported",
@@ -183,7 +178,8 @@ def _rename_inbound(entry: dict[str, Any], old: str, new: str) -> dict[str, Any]
     return entry
 
 
-def _chained(entries: list[dict[str, Any]], _previous: str) -> list[dict[str, Any]]:
+def _without_input_shapes(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Sequential layers after the join take their input from the backbone, not a declared shape."""
     for entry in entries:
         entry.get("config", {}).pop("batch_input_shape", None)
     return entries

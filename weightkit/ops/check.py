@@ -204,7 +204,8 @@ def _head_or_shape(mismatched: list[tuple[str, Tensor, Tensor]], model: Model, r
         return
     names = [name for name, _, _ in mismatched]
     layers = list(dict.fromkeys(name.rsplit(".", 1)[0] for name in names))
-    if not all(_is_terminal(layer, model) for layer in layers):
+    found = units(model)
+    if not all(_is_terminal(layer, found) for layer in layers):
         return
     report.drops.extend(names)
     report.findings.append(Finding(
@@ -218,9 +219,8 @@ def _only_outputs_differ(have: Tensor, want: Tensor) -> bool:
     return have.ndim == want.ndim and have.ndim >= 1 and have.shape[1:] == want.shape[1:]
 
 
-def _is_terminal(layer_path: str, model: Model) -> bool:
-    """No other layer of ``model`` takes this layer's outputs as its inputs (or it is the last one)."""
-    found = units(model)
+def _is_terminal(layer_path: str, found: list[Unit]) -> bool:
+    """No other unit takes this layer's outputs as its inputs (or it is the last one)."""
     unit = next((u for u in found if u.path == layer_path), None)
     if unit is None:
         return False

@@ -122,18 +122,17 @@ def _has_keras_graph(model: Model) -> bool:
 
 def _split_keras_graph(model: Model, at: str) -> tuple[Model, Model, Boundary]:
     from ..keras_arch import output_specs, parse_config
-    from ..keras_arch.surgery import cut_config, junction_shape
+    from ..keras_arch.surgery import cut_config
 
     back_config, head_config = cut_config(model.config, at)
     back_names = {layer.name for layer in parse_config(back_config).layers}
-    shape = junction_shape(model.config, at)
     head_input = Layer(at, kind="input", type_name="InputLayer")
     backbone = _part(model, [l for l in model.layers if l.name in back_names], back_config)
     head = _part(model, [head_input] + [l for l in model.layers if l.name not in back_names], head_config)
     for part in (backbone, head):
         root = parse_config(part.config)
         part.inputs, part.outputs = root.input_specs(), output_specs(root)
-    return backbone, head, _boundary(model, at, shape)
+    return backbone, head, _boundary(model, at, head.inputs[0].shape)  # the junction, as cut_config found it
 
 
 def _propose_keras(model: Model) -> Boundary | None:
