@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from ..errors import UsageError
@@ -57,7 +58,7 @@ def _merge_layers(backbone: Model, head: Model, backbone_prefix: str | None, hea
     for part, prefix in zip((backbone, head), prefixes):
         layers.extend(reprefixed(layer, "", prefix) for layer in part.layers)
     names = [t.name for layer in layers for t in layer.tensors.values()]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
     if duplicates:
         raise UsageError(f"backbone and head both hold {', '.join(duplicates[:3])}")
     return Model(layers=layers, format=backbone.format, framework=backbone.framework,
