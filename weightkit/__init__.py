@@ -18,14 +18,19 @@ from .errors import FileFormatError, UnsafeFileError, UnsupportedError, UsageErr
 from .model import Layer, Model, Tensor, TensorSpec
 
 if TYPE_CHECKING:
+    from .keras2onnx import ConversionReport
     from .ops.check import CheckReport
     from .ops.diff import Diff
+    from .ops.merge import MergeResult
+    from .ops.split import SplitResult
 
 __all__ = [
     "load",
     "save",
     "diff",
     "check",
+    "split",
+    "merge",
     "convert",
     "Model",
     "Layer",
@@ -102,21 +107,58 @@ def check(first: Model | str | os.PathLike[str], head: Model | str | os.PathLike
         return check_into(a, b) if into is not None else check_junction(a, b, input_shape=input_shape)
 
 
-def convert(path: str | os.PathLike[str], output: str | os.PathLike[str] | None = None, **options: object):  # noqa: ANN201
-    """Convert a Keras model to ONNX: returns `weightkit.convert.Conversion` (ModelProto and report),
-    or with ``output`` writes the file and returns the `weightkit.convert.ConversionReport`.
+def convert(path: str | os.PathLike[str], output: str | os.PathLike[str], *,
+            arch: str | os.PathLike[str] | None = None, opset: int | None = None, nchw: bool = False,
+            batch_size: int | None = None, force: bool = False) -> ConversionReport:
+    """Convert a Keras model file to the ONNX file ``output``; returns what was converted.
 
-    Options: ``arch`` (architecture for a weights-only file), ``opset``, ``nchw``, ``batch_size``,
-    and with ``output``, ``force``. See `weightkit.convert.convert_keras`.
+    ``arch`` gives the architecture of a weights-only file (a Keras JSON config or a full-model
+    file); ``opset`` defaults to `weightkit.keras2onnx.DEFAULT_OPSET`; ``nchw`` takes and gives image
+    tensors channels-first; ``batch_size`` fixes the batch dimension. For the ``onnx.ModelProto`` in
+    memory without writing a file, use `weightkit.keras2onnx.convert_keras`.
 
     Example:
         >>> weightkit.convert("mobilenet_v2.h5", "mobilenet_v2.onnx").outputs[0].shape
         ['batch', 1000]
     """
-    import importlib
+    from .keras2onnx import DEFAULT_OPSET, convert_file
 
-    # Importing the package weightkit.convert rebinds this name to it; the package is callable alike.
-    return importlib.import_module(".convert", __name__)(path, output, **options)
+    return convert_file(path, output, arch=arch, opset=DEFAULT_OPSET if opset is None else opset, nchw=nchw,
+                        batch_size=batch_size, force=force)
+
+
+def split(model: Model | str | os.PathLike[str], at: str | None = None, *, head_prefixes: list[str] | None = None,
+          strip_prefixes: bool = False) -> SplitResult:
+    """Cut a model into a backbone and a head (after layer ``at``, at key prefixes, or where it proposes).
+
+    The parts read their tensors from the same file as ``model``: save them (`save`) and close them
+    when done. Returns a `weightkit.ops.split.SplitResult` with ``backbone``, ``head`` and ``boundary``.
+
+    Example:
+        >>> parts = weightkit.split("resnet50.pt")
+        >>> weightkit.save(parts.backbone, "backbone.pt"); weightkit.save(parts.head, "head.pt")
+    """
+    from .ops.split import split_model
+
+    if isinstance(model, Model):
+        return split_model(model, at, head_prefixes=head_prefixes, strip_prefixes=strip_prefixes)
+    with load(model) as loaded:  # the parts keep the file open until they are closed
+        return split_model(loaded, at, head_prefixes=head_prefixes, strip_prefixes=strip_prefixes)
+
+
+def merge(backbone: Model | str | os.PathLike[str], head: Model | str | os.PathLike[str], *,
+          force: bool = False) -> MergeResult:
+    """Join a backbone and a head into one model, after checking that the head fits.
+
+    Returns a `weightkit.ops.merge.MergeResult`; ``save(result.model, path)`` writes it.
+
+    Raises:
+        UsageError: the head does not fit (unless ``force``), or the parts cannot be joined.
+    """
+    from .ops.merge import merge_models
+
+    with _opened(backbone) as first, _opened(head) as second:
+        return merge_models(first, second, force=force)
 
 
 def _opened(value: Model | str | os.PathLike[str]) -> AbstractContextManager[Model]:

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from math import prod
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from . import dtypes
 
-__all__ = ["Tensor", "Layer", "Model", "TensorSpec", "Dim"]
+__all__ = ["Tensor", "Layer", "Model", "TensorSpec", "Dim", "Resource"]
 
 #: A dimension: a size, a symbolic name (ONNX ``"batch"``), or None when unknown.
 Dim = int | str | None
@@ -131,6 +132,40 @@ class TensorSpec:
     dtype: str | None = None
 
 
+class Resource(Protocol):
+    """An open file (or a model over files) that lazy tensors read from.
+
+    It may also name the files it reads, as ``input_files()`` or a ``path`` attribute.
+    """
+
+    def close(self) -> None: ...
+
+
+ResourceType = TypeVar("ResourceType")
+
+
+class _Held:
+    """A resource and how many models keep it open: the last one to close closes it."""
+
+    __slots__ = ("resource", "holders")
+
+    def __init__(self, resource: Resource):
+        self.resource = resource
+        self.holders = 0
+
+    def release(self) -> None:
+        self.holders -= 1
+        if self.holders == 0:
+            self.resource.close()
+
+    def files(self) -> list[Path]:
+        named = getattr(self.resource, "input_files", None)
+        if callable(named):
+            return [Path(p) for p in named()]
+        path = getattr(self.resource, "path", None)
+        return [Path(path)] if path is not None else []
+
+
 @dataclass(eq=False)
 class Model:
     """What a file holds, in one shape for every format.
@@ -162,7 +197,7 @@ class Model:
     config: dict[str, Any] | None = field(default=None, repr=False)
     source: str | None = None
     graph: Any = field(default=None, repr=False)
-    _resources: list[Any] = field(default_factory=list, repr=False)
+    _held: list[_Held] = field(default_factory=list, repr=False)
 
     def walk(self) -> Iterator[tuple[str, Layer]]:
         """Yield ``(path, layer)`` for every layer and sublayer, depth first."""
@@ -184,11 +219,38 @@ class Model:
     def num_params(self) -> int:
         return sum(t.size for t in self.tensors())
 
+    def adopt(self, resource: Resource) -> None:
+        """Make ``resource`` this model's: it is closed when the model (and every model sharing it) is."""
+        held = _Held(resource)
+        held.holders = 1
+        self._held.append(held)
+
+    def share_resources(self, other: Model) -> None:
+        """Keep ``other``'s open files alive while this model is open (parts cut from it, models joined from it).
+
+        Closing either model then leaves the other readable; the files close with the last of them.
+        """
+        for held in other._held:
+            if held not in self._held:
+                held.holders += 1
+                self._held.append(held)
+
+    def resources(self, kind: type[ResourceType]) -> list[ResourceType]:
+        """The open resources of type ``kind`` this model reads from (an ONNX writer wants its `OnnxSource`)."""
+        return [held.resource for held in self._held if isinstance(held.resource, kind)]
+
+    def input_files(self) -> list[Path]:
+        """Every file this model reads from (its source, shards, external data): never to be overwritten."""
+        files = [Path(self.source)] if self.source else []
+        for held in self._held:
+            files.extend(held.files())
+        return list(dict.fromkeys(files))
+
     def close(self) -> None:
-        """Release open file handles; tensors can no longer be read after this."""
-        for resource in reversed(self._resources):
-            resource.close()
-        self._resources.clear()
+        """Release this model's hold on its files; tensors can no longer be read from it after this."""
+        for held in reversed(self._held):
+            held.release()
+        self._held.clear()
 
     def __enter__(self) -> Model:
         return self

@@ -68,7 +68,7 @@ def test_verify_ok_and_skipped(keras, capsys, fixtures, tmp_path):
 
 
 def test_verify_failure_exits_1(capsys, fixtures, tmp_path, monkeypatch):
-    from weightkit.convert import verify as verify_module
+    from weightkit.keras2onnx import verify as verify_module
 
     failed = verify_module.Verification(True, max_abs_diff=0.5, max_abs_output=1.0, passed=False, keras="Keras 3")
     monkeypatch.setattr(verify_module, "verify", lambda *args, **kwargs: failed)

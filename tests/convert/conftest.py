@@ -51,7 +51,7 @@ def check_model(model, tmp_path: Path, *, suffixes=(".keras",), inputs=None, ato
     """
     import onnx
 
-    from weightkit.convert import convert_keras
+    from weightkit.keras2onnx import convert_keras
 
     inputs = inputs if inputs is not None else random_inputs(model)
     expected = keras_outputs(model, inputs)

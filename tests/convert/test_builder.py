@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime
 
-from weightkit.convert.builder import GraphBuilder, Value, channels_first_perm
-from weightkit.convert.proto import OnnxGraph, ValueInfo
+from weightkit.keras2onnx.builder import GraphBuilder, Value, channels_first_perm
+from weightkit.keras2onnx.proto import OnnxGraph, ValueInfo
 
 
 def run(builder, inputs, outputs):

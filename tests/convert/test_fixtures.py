@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import pytest
 
-from weightkit.convert import convert_keras
+from weightkit.keras2onnx import convert_keras
 
 from .conftest import assert_close, keras_outputs, run_onnx
 

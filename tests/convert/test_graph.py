@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from weightkit.convert import convert_keras
+from weightkit.keras2onnx import convert_keras
 
 from .conftest import keras_outputs, run_onnx
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from weightkit.convert.nodes import TensorRef, endpoints, layer_calls, raw_layers
+from weightkit.keras2onnx.nodes import TensorRef, endpoints, layer_calls, raw_layers
 
 
 def tensor(name, node=0, index=0):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from weightkit.convert.padding import transpose_pads, window_pads
+from weightkit.keras2onnx.padding import transpose_pads, window_pads
 
 
 @given(size=st.integers(1, 40), kernel=st.integers(1, 7), stride=st.integers(1, 4), dilation=st.integers(1, 3))

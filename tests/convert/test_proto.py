@@ -6,8 +6,8 @@ import numpy as np
 import onnx
 import pytest
 
-from weightkit.convert import convert_keras
-from weightkit.convert.proto import MAX_OPSET, Initializer, Node, OnnxGraph, ValueInfo, ir_version
+from weightkit.keras2onnx import convert_keras
+from weightkit.keras2onnx.proto import MAX_OPSET, Initializer, Node, OnnxGraph, ValueInfo, ir_version
 
 
 def sample_graph() -> OnnxGraph:

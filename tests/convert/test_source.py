@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from weightkit.convert import convert_keras
+from weightkit.keras2onnx import convert_keras
 from weightkit.errors import FileFormatError, UnsupportedError, UsageError
 
 from .conftest import assert_close, keras_outputs, random_inputs, run_onnx

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from weightkit.convert import convert, convert_keras
-from weightkit.convert.verify import verify
+from weightkit import convert
+from weightkit.keras2onnx import convert_keras
+from weightkit.keras2onnx.verify import verify
 
 
 def small_model(keras, tmp_path):

@@ -17,7 +17,8 @@ from onnx import TensorProto, helper, numpy_helper
 import weightkit
 from weightkit.cli import main
 from weightkit.errors import FileFormatError
-from weightkit.formats import _onnx_wire, detect
+from weightkit.formats import detect
+from weightkit.formats._parsers import protobuf as _onnx_wire
 from weightkit.model import Model
 from weightkit.ops.inspect import inspect_document
 
@@ -97,7 +98,7 @@ def mlp(path: Path) -> Path:
 # --------------------------------------------------------------------------- recognising files
 
 def test_sniff_accepts_models_and_nothing_else(tmp_path):
-    assert detect(mlp(tmp_path))[0].__name__.endswith(".onnx")
+    assert detect(mlp(tmp_path))[0].name == "onnx"
     tensor = tmp_path / "input_0.pb"
     tensor.write_bytes(numpy_helper.from_array(_f32(3, 4), "x").SerializeToString())
     text = tmp_path / "notes.txt"

@@ -14,8 +14,8 @@ from onnx import TensorProto, helper, numpy_helper
 import weightkit
 from tests.formats.test_onnx import _f32, _model, _save, _value, assert_reads_like_onnx, mlp
 from weightkit.errors import UnsupportedError, UsageError
-from weightkit.formats import onnx as wk_onnx
-from weightkit.formats._onnx_write import PROTOBUF_LIMIT
+from weightkit.formats.onnx import read as wk_onnx
+from weightkit.formats.onnx.write import PROTOBUF_LIMIT
 from weightkit.model import Model
 
 

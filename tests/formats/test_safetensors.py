@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 import weightkit
 from weightkit.cli import main
 from weightkit.formats import detect
-from weightkit.formats import safetensors as wk_safetensors
-from weightkit.formats._state_dict import layers_from_state_dict
+from weightkit.formats.safetensors import file as wk_safetensors
+from weightkit.formats.state_dict import layers_from_state_dict
 from weightkit.model import Model, Tensor
 
 
@@ -181,8 +181,8 @@ def test_names_with_huge_numbers_sort_without_trouble(tmp_path):
 def test_file_found_by_content_whatever_its_name(tmp_path):
     path = tmp_path / "weights.bin"
     safetensors.numpy.save_file({"x": np.ones(2, np.float32)}, path)
-    module, _ = detect(path)
-    assert module is wk_safetensors
+    chosen, _ = detect(path)
+    assert chosen.name == "safetensors"
     with weightkit.load(path) as model:
         assert model.metadata == {} and model.framework is None
 

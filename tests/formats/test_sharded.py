@@ -14,6 +14,7 @@ import safetensors.torch
 import torch
 
 import weightkit
+from weightkit import Model
 from weightkit.cli import main
 from weightkit.formats import detect
 from weightkit.formats import sharded
@@ -74,10 +75,10 @@ def test_three_shards_open_as_one_model(tmp_path):
 def test_closing_the_model_closes_every_shard(tmp_path):
     _write_checkpoint(tmp_path, _state_dict())
     model = weightkit.load(tmp_path / INDEX)
-    assert len(model._resources) == 3
-    shards = list(model._resources)
+    assert len(model.resources(Model)) == 3
+    shards = model.resources(Model)
     model.close()
-    assert all(not shard._resources for shard in shards)
+    assert all(not shard.resources(object) for shard in shards)
     with pytest.raises(weightkit.FileFormatError, match="closed"):
         model.tensors()[0].read()
 
@@ -107,7 +108,7 @@ def test_inspect_shows_the_checkpoint(tmp_path, capsys):
 def test_index_found_by_content_under_any_name(tmp_path):
     _write_checkpoint(tmp_path, _state_dict())
     (tmp_path / INDEX).rename(tmp_path / "weights.json")
-    assert detect(tmp_path / "weights.json")[0] is sharded
+    assert detect(tmp_path / "weights.json")[0] is sharded.FORMAT
     (tmp_path / "other.json").write_text('{"architectures": ["Bert"], "hidden_size": 8}')
     with pytest.raises(weightkit.FileFormatError, match="not a weight file"):
         detect(tmp_path / "other.json")
@@ -144,8 +145,8 @@ def test_unlisted_shard_tensors_are_kept_apart_and_reported(tmp_path):
         assert "1 shard tensor(s) missing from weight_map: 5.bias" in model.metadata["not_in_index"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("weightkit.formats.torch") is None,
-                    reason="weightkit.formats.torch (PyTorch checkpoints) is not written yet")
+@pytest.mark.skipif(importlib.util.find_spec("weightkit.formats.torch.read") is None,
+                    reason="weightkit.formats.torch.read (PyTorch checkpoints) is not written yet")
 def test_bin_shards_are_read_through_the_torch_reader(tmp_path):
     state = _state_dict()
     _write_checkpoint(tmp_path, state, suffix="bin", save=lambda tensors, path: torch.save(tensors, path))
@@ -229,13 +230,13 @@ def test_shards_opened_before_an_error_are_closed(tmp_path, monkeypatch):
     _write_checkpoint(tmp_path, _state_dict())
     (tmp_path / "model-00003-of-00003.safetensors").write_bytes(b"broken.safetensors")
     opened = []
-    original = weightkit.formats.safetensors._Source.__init__
+    original = weightkit.formats.safetensors.file._Source.__init__
 
     def tracking(self, path):
         original(self, path)
         opened.append(self)
 
-    monkeypatch.setattr(weightkit.formats.safetensors._Source, "__init__", tracking)
+    monkeypatch.setattr(weightkit.formats.safetensors.file._Source, "__init__", tracking)
     with pytest.raises(weightkit.FileFormatError):
         weightkit.load(tmp_path / INDEX)
     assert opened and all(source.handle.closed for source in opened)

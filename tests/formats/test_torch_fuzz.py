@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from weightkit.errors import WeightkitError
-from weightkit.formats import torch as torch_format
+from weightkit.formats.torch import read as torch_format
 from weightkit.formats._probe import probe
 
 torch = pytest.importorskip("torch")

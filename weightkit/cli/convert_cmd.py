@@ -10,7 +10,7 @@ from .render import console, fmt_bytes, print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..convert import DEFAULT_OPSET
+    from ..keras2onnx import DEFAULT_OPSET
 
     parser.add_argument("model", help="a Keras full-model .h5/.keras, or weights (.h5, .weights.h5) with --arch")
     parser.add_argument("-o", "--output", required=True, help="the .onnx file to write")
@@ -25,14 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..convert import convert
+    from .. import convert
 
     with _status("converting", args.json):
         report = convert(args.model, args.output, arch=args.arch, opset=args.opset, nchw=args.nchw,
                          batch_size=args.batch_size, force=args.force)
     verification = None
     if args.verify:
-        from ..convert.verify import verify
+        from ..keras2onnx.verify import verify
 
         with _status("verifying against Keras", args.json):
             verification = verify(args.model, args.output, arch=args.arch, nchw=args.nchw)

@@ -6,17 +6,9 @@ import argparse
 from pathlib import Path
 
 from ..errors import UsageError
+from ..formats import by_name, output_format_for, writable
 from .render import console, fmt_count, fmt_shape, print_json
 
-#: The suffix each source format's parts get by default (a .weights.h5 without its config can only
-#: be written as a legacy weights .h5: Keras 3 names its groups from the architecture).
-SUFFIXES = {
-    "keras-h5": ".h5", "keras-weights-h5": ".h5", "keras-v3-weights": ".h5", "keras-zip": ".keras",
-    "torch-zip": ".pt", "torch-legacy": ".pt", "torchscript": ".pt", "safetensors": ".safetensors",
-    "sharded": ".safetensors", "onnx": ".onnx",
-}
-_FORMAT_SUFFIXES = {"keras-h5": ".h5", "keras": ".keras", "keras-weights": ".weights.h5", "torch": ".pt",
-                    "safetensors": ".safetensors", "onnx": ".onnx"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--head-prefix", metavar="PREFIX", action="append",
                         help="keys under PREFIX are the head (state dicts; repeatable)")
     parser.add_argument("--out", metavar="DIR", help="where to write backbone.EXT and head.EXT")
-    parser.add_argument("--format", choices=sorted(_FORMAT_SUFFIXES), help="write the parts in this format")
+    parser.add_argument("--format", choices=sorted(f.name for f in writable()), help="write the parts in this format")
     parser.add_argument("--backbone-name", default="backbone", help="file name of the backbone part (no suffix)")
     parser.add_argument("--head-name", default="head", help="file name of the head part (no suffix)")
     parser.add_argument("--strip-prefixes", action="store_true", help="drop a key prefix every tensor of a part shares")
@@ -47,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
             proposal = propose_boundary(model)
             console().print(f"cutting after {proposal.at!r}: {proposal.reason}", style="dim") if not args.json else None
         result = split_model(model, args.at, head_prefixes=args.head_prefix, strip_prefixes=args.strip_prefixes)
-        suffix = _FORMAT_SUFFIXES[args.format] if args.format else SUFFIXES.get(model.format, ".safetensors")
+        suffix = (by_name(args.format) if args.format else output_format_for(model)).suffixes[0]
         paths = [Path(args.out) / f"{args.backbone_name}{suffix}", Path(args.out) / f"{args.head_name}{suffix}"]
         for part, path in zip((result.backbone, result.head), paths):
             save(part, path, args.format, force=args.force)

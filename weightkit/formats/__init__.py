@@ -1,87 +1,143 @@
-"""Format families: each module here offers ``sniff(probe)`` and ``read(probe)``.
+"""Every file format weightkit reads or writes, as `Format` records in one registry.
 
-A file is matched by content, never by its extension: the first family whose
-``sniff`` accepts the file's first bytes reads it. Each module also has ``LABEL``,
-the files it reads in a few words, and may have ``write(model, path, force=...)``.
-A new format is a new module listed in `FAMILIES` (and `WRITERS`), not new
-branches elsewhere.
+A file is matched by content, never by its extension: the first format whose
+``sniff`` accepts the file's first bytes reads it. Each family package
+(`keras`, `torch`, `safetensors`, `onnx`, and `sharded` indexes over any of them)
+declares its formats; a new format is a new record there, not new branches here.
+Writing goes through `write` alone, which never replaces a file the model reads from.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-from types import ModuleType
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
-from ..errors import FileFormatError
+from ..errors import FileFormatError, UsageError
 from ..model import Model
 from ._probe import Probe, probe
 
-__all__ = ["FAMILIES", "WRITERS", "detect", "read", "write"]
+__all__ = ["Format", "REGISTRY", "detect", "read", "write", "writable", "by_name", "output_format_for"]
 
-#: Format modules in the order their sniffers run (cheap, certain signatures first).
-FAMILIES = (
-    "keras_h5",
-    "keras_zip",
-    "torch",
-    "safetensors",
-    "sharded",
-    "onnx",
-)
-
-#: Output format name → (module, file suffixes that choose it).
-WRITERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "keras-weights": ("keras_v3", (".weights.h5",)),
-    "keras-h5": ("keras_h5", (".h5", ".hdf5")),
-    "keras": ("keras_zip", (".keras",)),
-    "safetensors": ("safetensors", (".safetensors",)),
-    "torch": ("torch_write", (".pt", ".pth", ".bin", ".ckpt")),
-    "onnx": ("onnx", (".onnx",)),
-}
+Writer = Callable[..., None]
 
 
-def detect(path: str | os.PathLike[str]) -> tuple[ModuleType, Probe]:
-    """The format module that reads ``path``, decided by content.
+@dataclass(frozen=True)
+class Format:
+    """A file format: how to recognize it, read it and write it.
+
+    Attributes:
+        name: what ``--format`` and ``save(format=...)`` call it (``keras-h5``, ``torch``, ...).
+        label: the files it covers, in a few words, for error messages.
+        suffixes: file name endings that choose it as an output format; the first is the default.
+        sniff: True when a file's first bytes are this format (None: never chosen when reading).
+        read: the file as a `Model`, tensors unread.
+        write: ``write(model, path, force=...)``; None when weightkit cannot write it.
+        writes_back: the `Model.format` values this format writes by default (a split's parts keep
+            their source's format: a ``torch-legacy`` checkpoint's parts are written as ``torch``).
+    """
+
+    name: str
+    label: str
+    suffixes: tuple[str, ...] = ()
+    sniff: Callable[[Probe], bool] | None = None
+    read: Callable[[Probe], Model] | None = None
+    write: Writer | None = None
+    writes_back: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"<Format {self.name}>"
+
+
+def _registry() -> tuple[Format, ...]:
+    from . import keras, onnx, safetensors, sharded, torch
+
+    # Sniffing order: cheap, certain signatures first; a JSON index last but one, ONNX (the loosest) last.
+    return (*keras.FORMATS, *torch.FORMATS, *safetensors.FORMATS, sharded.FORMAT, *onnx.FORMATS)
+
+
+#: Every format, in the order their sniffers run.
+REGISTRY: tuple[Format, ...] = _registry()
+
+
+def detect(path: str | os.PathLike[str]) -> tuple[Format, Probe]:
+    """The format that reads ``path``, decided by content.
 
     Raises:
         FileFormatError: the file is missing, empty, or in no format weightkit reads.
     """
     found = probe(path)
-    for name in FAMILIES:
-        module = importlib.import_module(f"{__name__}.{name}")
-        if module.sniff(found):
-            return module, found
+    for candidate in REGISTRY:
+        if candidate.sniff is not None and candidate.read is not None and candidate.sniff(found):
+            return candidate, found
     raise FileFormatError(_unknown_format(found), path=found.path, hint=f"weightkit reads {_supported()}")
 
 
 def read(path: str | os.PathLike[str]) -> Model:
     """Read any supported weight file into a `Model`, without reading tensor data."""
-    module, found = detect(path)
-    return module.read(found)
+    chosen, found = detect(path)
+    assert chosen.read is not None  # detect returns readable formats only
+    return chosen.read(found)
+
+
+def writable() -> list[Format]:
+    """The formats weightkit writes, in registry order."""
+    return [f for f in REGISTRY if f.write is not None]
+
+
+def by_name(name: str) -> Format:
+    """The writable format called ``name``.
+
+    Raises:
+        UsageError: weightkit writes no format of that name.
+    """
+    for candidate in writable():
+        if candidate.name == name:
+            return candidate
+    raise UsageError(f"weightkit cannot write {name!r}", hint=f"formats it writes: {_names(writable())}")
+
+
+def output_format_for(model: Model) -> Format:
+    """The format a model read from a file is written back in by default (safetensors when none claims it)."""
+    for candidate in writable():
+        if model.format in candidate.writes_back:
+            return candidate
+    return by_name("safetensors")
 
 
 def write(model: Model, path: str | os.PathLike[str], format: str | None = None, *, force: bool = False) -> None:
     """Write ``model`` to ``path`` in ``format`` (by default chosen from the suffix), atomically.
 
     Raises:
-        UsageError: unknown format, a suffix that names none, or ``path`` exists without ``force``.
+        UsageError: unknown format, a suffix that names none, ``path`` exists without ``force``,
+            or ``path`` is a file ``model`` reads from (its source, a shard, external data).
     """
-    from ..errors import UsageError
+    chosen = by_name(format) if format is not None else _from_suffix(path)
+    target = Path(path)
+    if target.exists() and any(target.resolve() == source.resolve() for source in model.input_files()
+                               if source.exists()):
+        raise UsageError(f"{target} is an input; weightkit never overwrites its inputs",
+                         hint="choose another output path")
+    assert chosen.write is not None  # by_name and _from_suffix return writable formats only
+    chosen.write(model, path, force=force)
 
-    if format is None:
-        suffix = os.fspath(path).lower()
-        format = next((name for name, (_, suffixes) in WRITERS.items() if suffix.endswith(suffixes)), None)
-        if format is None:
-            raise UsageError(f"cannot tell the output format from {os.fspath(path)!r}",
-                             hint=f"pass format= one of {', '.join(WRITERS) or 'none yet'}")
-    if format not in WRITERS:
-        raise UsageError(f"weightkit cannot write {format!r}", hint=f"formats it writes: {', '.join(WRITERS) or 'none yet'}")
-    module = importlib.import_module(f"{__name__}.{WRITERS[format][0]}")
-    module.write(model, path, force=force)
+
+def _from_suffix(path: str | os.PathLike[str]) -> Format:
+    name = os.fspath(path).lower()
+    matches = [(len(s), f) for f in writable() for s in f.suffixes if name.endswith(s)]
+    if not matches:
+        raise UsageError(f"cannot tell the output format from {os.fspath(path)!r}",
+                         hint=f"pass format= one of {_names(writable())}")
+    return max(matches, key=lambda match: match[0])[1]  # .weights.h5 before .h5
+
+
+def _names(formats: list[Format]) -> str:
+    return ", ".join(f.name for f in formats) or "none yet"
 
 
 def _supported() -> str:
-    return "; ".join(importlib.import_module(f"{__name__}.{name}").LABEL for name in FAMILIES)
+    return "; ".join(f.label for f in REGISTRY if f.sniff is not None)
 
 
 def _unknown_format(found: Probe) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..model import Model
+from ..model import Model, Resource
 
 __all__ = ["owned_by_model"]
 
-Source = TypeVar("Source")
+Source = TypeVar("Source", bound=Resource)
 
 
 def owned_by_model(source: Source, build: Callable[[Source], Model]) -> Model:
@@ -17,7 +17,7 @@ def owned_by_model(source: Source, build: Callable[[Source], Model]) -> Model:
     try:
         model = build(source)
     except BaseException:
-        source.close()  # type: ignore[attr-defined]
+        source.close()
         raise
-    model._resources.append(source)
+    model.adopt(source)
     return model

@@ -14,13 +14,14 @@ import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from . import Format
 from ..errors import FileFormatError, UnsafeFileError
 from ..model import Model, Tensor
 from ._probe import Probe
-from ._state_dict import layers_from_state_dict
-from .safetensors import parse_json_strict
+from .state_dict import layers_from_state_dict
+from .safetensors.file import parse_json_strict
 
-__all__ = ["sniff", "read", "MAX_INDEX_BYTES"]
+__all__ = ["FORMAT", "sniff", "read", "MAX_INDEX_BYTES"]
 
 LABEL = "Hugging Face sharded checkpoints (*.index.json)"
 
@@ -63,7 +64,8 @@ def read(probe: Probe) -> Model:
     )
     if unlisted:
         model.extras["not_in_index"] = unlisted
-    model._resources.extend(shards.values())
+    for shard in shards.values():
+        model.adopt(shard)
     return model
 
 
@@ -127,10 +129,11 @@ def _open_shards(index_path: Path, files: list[str]) -> dict[str, Model]:
     shards: dict[str, Model] = {}
     try:
         for name, path in paths.items():
-            module, found = detect(path)
-            if module.__name__ == __name__:
+            chosen, found = detect(path)
+            if chosen is FORMAT:
                 raise FileFormatError(f"shard {name!r} is itself an index; indexes do not nest", path=index_path)
-            shards[name] = module.read(found)
+            assert chosen.read is not None  # detect returns readable formats only
+            shards[name] = chosen.read(found)
     except BaseException:
         _close_all(shards.values())
         raise
@@ -188,3 +191,7 @@ def _combined(shards: dict[str, Model], field: str, template: str = "{}", mixed:
 def _close_all(models: Any) -> None:
     for model in models:
         model.close()
+
+
+#: Written by nobody: a split or merge of a sharded checkpoint writes one file.
+FORMAT = Format("sharded", LABEL, (".index.json",), sniff, read)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..formats._state_dict import layers_from_state_dict
+from ..formats.state_dict import layers_from_state_dict
 from ..model import Model, Tensor
 from .canonical import Unit, canonical_array, canonical_shape, to_layout_of, units
 from .diff import align
@@ -371,7 +371,7 @@ def check_junction(backbone: Model, head: Model, *, input_shape: tuple[int, ...]
 
 def _backbone_output(backbone: Model, input_shape: tuple[int, ...] | None) -> tuple[int | None, str | None, tuple | None]:
     if backbone.has_graph and backbone.framework == "keras" and backbone.config is not None:
-        from ..keras_arch import infer_shapes, parse_config
+        from ..formats.keras import infer_shapes, parse_config
 
         root = parse_config(backbone.config)
         inputs = [(None, *input_shape)] if input_shape else None

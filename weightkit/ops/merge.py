@@ -41,7 +41,7 @@ def merge_models(backbone: Model, head: Model, *, force: bool = False, backbone_
         raise UsageError(f"cannot join a {backbone.framework or backbone.format} backbone and a "
                          f"{head.framework or head.format} head", hint="convert one of them first")
     if backbone.format == "onnx" and head.format == "onnx":
-        from ..onnx_arch import join_models
+        from ..arch.onnx import join_models
 
         merged = join_models(backbone, head)
     elif backbone.has_graph or head.has_graph:
@@ -69,8 +69,8 @@ def _merge_graphs(backbone: Model, head: Model) -> Model:
     if not (backbone.has_graph and head.has_graph) or backbone.framework != "keras":
         raise UsageError("both parts need a Keras architecture to be joined into one model",
                          hint="merge weights-only parts, or split the full model again")
-    from ..keras_arch import output_specs, parse_config
-    from ..keras_arch.surgery import join_configs
+    from ..formats.keras import output_specs, parse_config
+    from ..arch.keras import join_configs
 
     config = join_configs(backbone.config, head.config)
     head_layers = [layer for layer in head.layers if layer.type_name != "InputLayer"]

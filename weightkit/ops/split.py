@@ -46,14 +46,14 @@ class SplitResult:
 def boundaries(model: Model) -> list[Boundary]:
     """Every place the model can be cut, in order, with the tensor shape there."""
     if _has_onnx_graph(model):
-        from ..onnx_arch import cut_points
+        from ..arch.onnx import cut_points
 
         shapes = _onnx_value_shapes(model.graph)
         return [Boundary(name, shapes.get(name)) for name in cut_points(model.graph.graph)]
     if _has_keras_graph(model):
-        from ..keras_arch.surgery import cut_points
-        from ..keras_arch.shapes import infer_shapes
-        from ..keras_arch import parse_config
+        from ..arch.keras import cut_points
+        from ..formats.keras.shapes import infer_shapes
+        from ..formats.keras import parse_config
 
         shapes = infer_shapes(parse_config(model.config))
         return [_boundary(model, name, shapes.get(name)) for name in cut_points(model.config)]
@@ -94,7 +94,7 @@ def split_model(model: Model, at: str | None = None, *, head_prefixes: list[str]
     elif _has_keras_graph(model):
         backbone, head, boundary = _split_keras_graph(model, at)
     elif _has_onnx_graph(model):
-        from ..onnx_arch import cut_model
+        from ..arch.onnx import cut_model
 
         backbone, head = cut_model(model, at)
         boundary = Boundary(at, _onnx_shape(head))
@@ -121,8 +121,8 @@ def _has_keras_graph(model: Model) -> bool:
 
 
 def _split_keras_graph(model: Model, at: str) -> tuple[Model, Model, Boundary]:
-    from ..keras_arch import output_specs, parse_config
-    from ..keras_arch.surgery import cut_config
+    from ..formats.keras import output_specs, parse_config
+    from ..arch.keras import cut_config
 
     back_config, head_config = cut_config(model.config, at)
     back_names = {layer.name for layer in parse_config(back_config).layers}
@@ -137,8 +137,8 @@ def _split_keras_graph(model: Model, at: str) -> tuple[Model, Model, Boundary]:
 
 def _propose_keras(model: Model) -> Boundary | None:
     """The last layer before the classifier: a global pooling or flatten followed only by head layers."""
-    from ..keras_arch import infer_shapes, parse_config
-    from ..keras_arch.surgery import cut_points
+    from ..formats.keras import infer_shapes, parse_config
+    from ..arch.keras import cut_points
 
     points = cut_points(model.config)
     layers = {layer.name: layer for layer in model.layers}
@@ -165,7 +165,7 @@ def _has_onnx_graph(model: Model) -> bool:
 
 
 def _propose_onnx(model: Model) -> Boundary | None:
-    from ..onnx_arch import propose_cut
+    from ..arch.onnx import propose_cut
 
     found = propose_cut(model.graph.graph)
     if found is None:

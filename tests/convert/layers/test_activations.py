@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from weightkit.convert import convert_keras, unsupported_layers
-from weightkit.convert.layers.activations import ACTIVATIONS
-from weightkit.keras_arch import parse_config
+from weightkit.keras2onnx import convert_keras, unsupported_layers
+from weightkit.keras2onnx.layers.activations import ACTIVATIONS
+from weightkit.formats.keras import parse_config
 
 NAMES = ["relu", "relu6", "sigmoid", "hard_sigmoid", "hard_silu", "hard_swish", "silu", "swish", "gelu", "tanh",
          "softmax", "log_softmax", "elu", "selu", "celu", "softplus", "softsign", "exponential", "linear",
@@ -45,8 +45,8 @@ def test_every_keras_activation_is_covered(keras):
 
 def test_hard_sigmoid_follows_the_writer_generation(keras, tmp_path):
     """Keras 3 defines hard_sigmoid as x/6 + 0.5; Keras 2 and tf.keras as 0.2x + 0.5."""
-    from weightkit.convert.builder import GraphBuilder, Value
-    from weightkit.convert.layers.activations import apply_activation
+    from weightkit.keras2onnx.builder import GraphBuilder, Value
+    from weightkit.keras2onnx.layers.activations import apply_activation
 
     for major, alpha in ((3, 1 / 6), (2, 0.2)):
         builder = GraphBuilder(20, major)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from weightkit.convert.layers.conv import onnx_kernel
+from weightkit.keras2onnx.layers.conv import onnx_kernel
 
 
 def model_of(keras, input_shape, *layers):
@@ -74,7 +74,7 @@ def test_conv2d_transpose_same_odd_kernel_crops_like_tensorflow():
     import onnxruntime
     from onnx import TensorProto, helper, numpy_helper
 
-    from weightkit.convert.padding import transpose_pads
+    from weightkit.keras2onnx.padding import transpose_pads
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, 1, 4)).astype(np.float32)

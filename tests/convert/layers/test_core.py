@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from weightkit.convert.layers.core import function_name
+from weightkit.keras2onnx.layers.core import function_name
 
 
 def space_to_depth_x2(x):
@@ -30,7 +30,7 @@ def test_dropouts_are_identities(keras, check):
 
 def test_space_to_depth_lambda_matches_tensorflow_order(keras, tmp_path):
     """The keras-yolo2 passthrough: channel (by*2 + bx)*C + c, computed by the real function in Keras."""
-    from weightkit.convert import convert_keras
+    from weightkit.keras2onnx import convert_keras
 
     from ..conftest import keras_outputs, run_onnx
 

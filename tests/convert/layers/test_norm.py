@@ -51,7 +51,7 @@ def test_layer_norm(keras, check, options):
 
 def test_layer_norm_over_leading_axes(keras, tmp_path):
     """Axes (1, 2) of an NHWC tensor: Keras's torch backend cannot run it, so numpy is the reference."""
-    from weightkit.convert import convert_keras
+    from weightkit.keras2onnx import convert_keras
 
     from ..conftest import run_onnx
 

@@ -27,7 +27,7 @@ def test_same_pooling_pads_like_tensorflow(keras, check, options):
     """Odd pixel at the end; average over real cells only. Keras's torch backend pads asymmetric cases by
     replicating edges (harmless for max, not for average), so the average is checked against TF's rule in numpy;
     fixtures/tfkeras checks it against TensorFlow itself."""
-    from weightkit.convert import convert_keras
+    from weightkit.keras2onnx import convert_keras
 
     from ..conftest import run_onnx
 

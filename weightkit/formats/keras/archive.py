@@ -1,0 +1,128 @@
+"""Keras 3 ``.keras`` archives: config.json, metadata.json and model.weights.h5, read in place.
+
+The weights member is opened as a window onto the archive (members are stored
+uncompressed), so nothing is extracted to disk and no tensor is read until asked.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from typing import Any
+
+from ...errors import FileFormatError, UnsafeFileError, UnsupportedError
+from ...model import Model
+from . import store
+from .._parsers.hdf5 import H5Source
+from .._owned import owned_by_model
+from .._probe import Probe
+from ...ops.fingerprint import records
+from .._parsers.zip import open_member, open_zip
+from .config import parse_config
+from .shapes import output_specs
+
+__all__ = ["sniff", "read", "write"]
+
+LABEL = "Keras .keras archives"
+_MAX_JSON_BYTES = 256 * 1024 * 1024
+
+
+def sniff(probe: Probe) -> bool:
+    names = probe.zip_names()
+    return "config.json" in names and ("model.weights.h5" in names or "metadata.json" in names)
+
+
+def read(probe: Probe) -> Model:
+    """Read a ``.keras`` archive: architecture from config.json, tensors from model.weights.h5."""
+    path = probe.path
+    with open_zip(path) as archive:
+        config_data = _json_member(archive, "config.json", probe)
+        metadata = _json_member(archive, "metadata.json", probe) if "metadata.json" in archive.namelist() else {}
+        names = archive.namelist()
+    if "model.weights.h5" not in names:
+        if "model.weights.npz" in names:
+            raise UnsupportedError("this .keras file stores its weights as model.weights.npz, not yet read",
+                                   path=path)
+        raise FileFormatError(".keras archive has no model.weights.h5", path=path)
+    try:
+        root = parse_config(config_data, config_data.get("build_config") if isinstance(config_data, dict) else None)
+    except ValueError as exc:
+        raise FileFormatError(f"config.json is not a Keras config: {exc}", path=path) from None
+
+    def open_weights() -> Any:
+        with open_zip(path) as archive:
+            return open_member(archive, "model.weights.h5", path)
+
+    def build(source: H5Source) -> Model:
+        layers, extras = store.read_store(source, root)
+        version = metadata.get("keras_version") if isinstance(metadata, dict) else None
+        model = Model(
+            layers=layers, format="keras-zip", framework="keras", framework_version=version, has_graph=True,
+            inputs=root.input_specs(), outputs=output_specs(root), extras=extras, config=config_data,
+            source=str(path), metadata=_metadata(metadata, version, names),
+        )
+        if isinstance(metadata, dict):
+            model.metadata.update({k: v for k, v in metadata.items() if k.startswith("weightkit.")})
+        return model
+
+    return owned_by_model(H5Source(path, opener=open_weights), build)
+
+
+def _json_member(archive: zipfile.ZipFile, name: str, probe: Probe) -> Any:
+    info = archive.getinfo(name)
+    if info.file_size > _MAX_JSON_BYTES:
+        raise UnsafeFileError(f"{name} claims {info.file_size} bytes; refused", path=probe.path)
+    try:
+        with open_member(archive, name, probe.path) as member:
+            return json.loads(member.read().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FileFormatError(f"{name} in the archive is not valid JSON ({exc})", path=probe.path) from None
+
+
+def _metadata(metadata: Any, version: str | None, names: list[str]) -> dict[str, Any]:
+    result: dict[str, Any] = {"writer": f"Keras {version}" if version else "Keras 3 (no version recorded)"}
+    if isinstance(metadata, dict) and metadata.get("date_saved"):
+        result["date_saved"] = metadata["date_saved"]
+    assets = [n for n in names if n.startswith("assets/") and not n.endswith("/")]
+    if assets:
+        result["assets"] = len(assets)
+    return result
+
+
+def write(model: Model, path: Any, *, force: bool = False) -> None:
+    """Write ``model`` as a ``.keras`` archive that ``keras.models.load_model`` opens.
+
+    Needs a Keras 3 config (``.keras`` files, or ``.h5`` written by Keras 3): older
+    configs are refused with a hint to write ``.h5`` instead.
+    """
+    import datetime
+    import tempfile
+    from pathlib import Path
+
+    import h5py
+
+    from ..._atomic import atomic_output
+    from .write import keras_version, write_store
+
+    if not _is_keras3_config(model):
+        raise UnsupportedError(".keras needs a Keras 3 architecture; this model's config is older or absent",
+                               hint="write a .h5 file instead")
+    metadata = {"keras_version": keras_version(model),
+                "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
+    metadata.update(records(model))
+    with atomic_output(path, force=force) as temporary:
+        with tempfile.TemporaryDirectory(dir=Path(temporary).parent) as scratch:
+            weights = Path(scratch) / "model.weights.h5"
+            with h5py.File(weights, "w") as file:
+                write_store(file, model)
+            with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_STORED) as archive:
+                archive.writestr("metadata.json", json.dumps(metadata))
+                archive.writestr("config.json", json.dumps(model.config))
+                archive.write(weights, "model.weights.h5")
+
+
+def _is_keras3_config(model: Model) -> bool:
+    config = model.config
+    if not isinstance(config, dict) or model.framework != "keras":
+        return False
+    return "module" in config  # what .keras configs (serialize_keras_object) carry and legacy ones lack

@@ -1,0 +1,107 @@
+"""Writing Models as Keras files that Keras itself loads: legacy HDF5 and Keras 3 stores.
+
+Tensors are copied one at a time (streaming), so writing a part of a large file
+never holds the whole file in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from ... import kinds
+from ...errors import UnsupportedError
+from .config import ConfigLayer, parse_config
+from ...model import Layer, Model, Tensor
+from ...ops.fingerprint import records
+
+__all__ = ["write_legacy", "write_store", "keras_version", "ordered_weights"]
+
+_FALLBACK_VERSION = "3.0.0"
+
+
+def keras_version(model: Model) -> str:
+    """The version to record: the source's Keras version, else a Keras 3 one (never "1", which Keras converts)."""
+    version = model.framework_version if model.framework == "keras" else None
+    return version or _FALLBACK_VERSION
+
+
+def ordered_weights(layer: Layer) -> list[Tensor]:
+    """A layer's weights in Keras's saving order: trainable first, then non-trainable (nested models too)."""
+    tensors = layer.all_tensors()
+    if not layer.layers:
+        return tensors
+    return sorted(tensors, key=lambda t: (t.trainable is False or t.role in kinds.NON_TRAINABLE_ROLES,
+                                          tensors.index(t)))
+
+
+def write_legacy(file: Any, model: Model) -> None:
+    """Write ``model`` in the layout of Keras's ``model.save("x.h5")`` (or ``save_weights`` without a config)."""
+    version = keras_version(model)
+    backend = str(model.metadata.get("backend", "tensorflow"))
+    file.attrs["keras_version"] = version
+    file.attrs["backend"] = backend
+    for key, value in records(model).items():
+        file.attrs[key] = value
+    group = file
+    if model.config is not None:
+        file.attrs["model_config"] = json.dumps(model.config)
+        group = file.create_group("model_weights")
+        group.attrs["keras_version"] = version
+        group.attrs["backend"] = backend
+    group.attrs["layer_names"] = _names([layer.name for layer in model.layers])
+    for layer in model.layers:
+        weights = ordered_weights(layer)
+        layer_group = group.create_group(layer.name)
+        layer_group.attrs["weight_names"] = _names([t.name for t in weights])
+        for tensor in weights:
+            _dataset(layer_group, tensor.name, tensor)
+
+
+def write_store(file: Any, model: Model) -> None:
+    """Write ``model`` as a Keras 3 weight store (``.weights.h5``, or inside a ``.keras``).
+
+    Needs the model's Keras config to name the groups as Keras does.
+    """
+    if model.config is None:
+        raise UnsupportedError("a Keras 3 weight store needs the model's Keras config to name its groups",
+                               hint="write a legacy .h5 instead")
+    root = parse_config(model.config)
+    _write_container(file, root, {layer.name: layer for layer in model.layers})
+    file.create_group("vars").attrs["name"] = root.name
+
+
+def _write_container(group: Any, config: ConfigLayer, layers: dict[str, Layer]) -> None:
+    from .store import replay_names, saved_layers
+
+    container = group.create_group("layers")
+    names = replay_names(config)
+    for sub in saved_layers(config):
+        layer = layers.get(sub.name)
+        sub_group = container.create_group(names[sub.name])
+        vars_group = sub_group.create_group("vars")
+        vars_group.attrs["name"] = sub.name
+        if layer is None:
+            continue
+        if sub.is_model:
+            _write_container(sub_group, sub, {child.name: child for child in layer.layers})
+        for index, tensor in enumerate(layer.tensors.values()):
+            _dataset(vars_group, str(index), tensor)
+
+
+def _dataset(group: Any, name: str, tensor: Tensor) -> None:
+    array = np.asarray(tensor.read())
+    if tensor.dtype == "bfloat16":
+        dataset = group.create_dataset(name, data=array.view(np.uint16))
+        dataset.attrs["dtype"] = "bfloat16"
+    else:
+        group.create_dataset(name, data=array)
+
+
+def _names(names: list[str]) -> np.ndarray:
+    """Name lists as Keras writes them: UTF-8 bytes (empty lists as an empty float array)."""
+    if not names:
+        return np.zeros(0)
+    return np.array([n.encode("utf-8") for n in names])

@@ -1,0 +1,191 @@
+"""Where a conversion's architecture and weights come from: one full-model file, or weights plus ``--arch``.
+
+The architecture is a Keras config (from a full-model ``.h5``/``.keras``, or a JSON
+file as written by ``model.to_json()`` or found in a ``.keras`` archive); the weights
+are the file's layers by path. A Keras 3 ``.weights.h5`` is re-read with the
+architecture, because only the config tells which group holds which layer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import FileFormatError, UnsupportedError, UsageError
+from ..formats.keras import ConfigLayer, parse_config
+from ..model import Layer, Model
+
+__all__ = ["KerasSource", "WeightIndex", "open_source"]
+
+_MAX_JSON_BYTES = 256 * 1024 * 1024
+
+
+@dataclass
+class KerasSource:
+    """An architecture with the weights that go with it.
+
+    Attributes:
+        record: the raw ``{"class_name", "config"}`` architecture record.
+        root: the same, parsed.
+        weights: the weights file's layers by path (``conv1``, ``outer/inner``), as a `WeightIndex`.
+        keras_major: 1, 2 or 3: which Keras defined the architecture.
+        model: the weights file as read (closed by `close`).
+    """
+
+    record: dict[str, Any]
+    root: ConfigLayer
+    weights: WeightIndex
+    keras_major: int
+    model: Model
+    arch_path: str | None = None
+    _extra: list[Any] = field(default_factory=list)
+
+    def close(self) -> None:
+        for resource in self._extra:
+            resource.close()
+        self.model.close()
+
+
+def open_source(path: str | os.PathLike[str], arch: str | os.PathLike[str] | None = None) -> KerasSource:
+    """Read ``path`` (and ``arch``) into a `KerasSource`; tensor data is read later, when emitted.
+
+    Raises:
+        UsageError: a weights-only file without ``arch``.
+        UnsupportedError: not a Keras file.
+        FileFormatError: the file or the architecture cannot be read.
+    """
+    from .. import load
+
+    model = load(path)
+    try:
+        if model.framework != "keras":
+            raise UnsupportedError(f"convert reads Keras files; this is {model.format}", path=path)
+        record, version = _architecture(model, path, arch)
+        root = _parse(record, arch or path)
+        extra: list[Any] = []
+        weights = _weights(model, root, arch is not None, extra)
+        major = _keras_major(version, record)
+        return KerasSource(record, root, weights, major, model, os.fspath(arch) if arch else None, extra)
+    except BaseException:
+        model.close()
+        raise
+
+
+def _architecture(model: Model, path: Any, arch: Any) -> tuple[dict[str, Any], str | None]:
+    if arch is None:
+        if model.config is None:
+            raise UsageError(f"{path} holds weights only (no architecture)",
+                             hint="pass --arch with a Keras JSON config or a full-model file of the same architecture")
+        return _record(model.config, path), model.framework_version
+    if _looks_like_json(arch):
+        data = _read_json(arch)
+        return _record(data, arch), data.get("keras_version") if isinstance(data, dict) else None
+    from .. import load
+
+    with load(arch) as arch_model:
+        if arch_model.config is None:
+            raise UsageError(f"{arch} holds no architecture either", hint="--arch needs a Keras JSON config or a full model")
+        return _record(arch_model.config, arch), arch_model.framework_version
+
+
+def _record(data: Any, path: Any) -> dict[str, Any]:
+    if isinstance(data, list):  # Keras 1 Sequential: a bare list of layers
+        return {"class_name": "Sequential", "config": data}
+    if isinstance(data, dict) and "class_name" in data and "config" in data:
+        return data
+    if isinstance(data, dict) and isinstance(data.get("model_config"), dict):
+        return _record(data["model_config"], path)
+    raise FileFormatError("not a Keras architecture (expected a JSON object with 'class_name' and 'config')", path=path)
+
+
+def _parse(record: dict[str, Any], path: Any) -> ConfigLayer:
+    try:
+        root = parse_config(record, record.get("build_config"))
+    except ValueError as exc:
+        raise FileFormatError(f"not a Keras architecture: {exc}", path=path) from None
+    if not root.layers:
+        raise FileFormatError(f"the architecture ({root.class_name}) has no layers", path=path)
+    return root
+
+
+def _looks_like_json(path: Any) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64).lstrip()
+    except OSError as exc:
+        raise FileFormatError(f"cannot read the architecture file: {exc.strerror}", path=path) from None
+    return head[:1] in (b"{", b"[", b'"')
+
+
+def _read_json(path: Any) -> Any:
+    size = Path(path).stat().st_size
+    if size > _MAX_JSON_BYTES:
+        raise FileFormatError(f"an architecture of {size} bytes is not plausible; refused", path=path)
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if isinstance(data, str):  # model.to_json() written with json.dump: a JSON string of JSON
+            data = json.loads(data)
+        return data
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FileFormatError(f"not valid JSON ({exc})", path=path) from None
+
+
+class WeightIndex:
+    """The weights file's layers by path, as the converter asks for them.
+
+    A weights-only ``.h5`` has no config to say which folders of a nested model's
+    group are layers; when ``outer/inner`` is not a layer of the file, the tensors
+    under ``outer`` whose names sit in a folder named ``inner`` are.
+    """
+
+    def __init__(self, layers: list[Layer]):
+        self._by_path: dict[str, Layer] = {}
+        for top in layers:
+            for path, layer in top.walk():
+                self._by_path.setdefault(path, layer)
+
+    def get(self, path: str) -> Layer | None:
+        found = self._by_path.get(path)
+        if found is not None and (found.tensors or found.layers) or "/" not in path:
+            return found
+        top, leaf = path.split("/", 1)[0], path.rsplit("/", 1)[-1]
+        outer = self._by_path.get(top)
+        if outer is None:
+            return found
+        tensors = {t.role or t.name: t for t in outer.all_tensors()
+                   if "/" in t.name and (f"/{t.name.rsplit('/', 1)[0]}").endswith(f"/{leaf}")}
+        if not tensors:
+            return found
+        layer = self._by_path[path] = Layer(leaf, tensors=tensors)
+        return layer
+
+
+def _weights(model: Model, root: ConfigLayer, separate_arch: bool, extra: list[Any]) -> WeightIndex:
+    layers = model.layers
+    if model.format == "keras-v3-weights" and separate_arch and model.source:
+        layers = _reread_keras3_store(Path(model.source), root, extra)
+    return WeightIndex(layers)
+
+
+def _reread_keras3_store(path: Path, root: ConfigLayer, extra: list[Any]) -> list[Layer]:
+    from ..formats.keras import store as keras_v3
+    from ..formats._parsers.hdf5 import H5Source
+
+    source = H5Source(path)
+    extra.append(source)
+    layers, _ = keras_v3.read_store(source, root)
+    return layers
+
+
+def _keras_major(version: str | None, record: dict[str, Any]) -> int:
+    """The major version recorded; without one, Keras 3 configs are told by their module names."""
+    if version:
+        match = re.match(r"(\d+)", str(version))
+        if match:
+            return int(match.group(1))
+    text = json.dumps(record)[:200_000]
+    return 3 if '"module"' in text or "__keras_tensor__" in text else 2
