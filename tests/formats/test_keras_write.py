@@ -8,7 +8,7 @@ import pytest
 
 import weightkit
 from weightkit.errors import UnsupportedError
-from weightkit.ops.fingerprint import PROVENANCE_KEY
+from weightkit.records import PROVENANCE_KEY
 
 keras = pytest.importorskip("keras")
 

@@ -10,7 +10,8 @@ import pytest
 import weightkit
 from tests.nets import keras_cnn, torch_resnet
 from weightkit.ops.check import check_into, check_junction, fixed_checkpoint
-from weightkit.ops.fingerprint import PROVENANCE_KEY, fingerprint
+from weightkit.ops.fingerprint import fingerprint
+from weightkit.records import PROVENANCE_KEY
 
 keras = pytest.importorskip("keras")
 torch = pytest.importorskip("torch")

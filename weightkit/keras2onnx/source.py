@@ -58,7 +58,7 @@ def open_source(path: str | os.PathLike[str], arch: str | os.PathLike[str] | Non
         UnsupportedError: not a Keras file.
         FileFormatError: the file or the architecture cannot be read.
     """
-    from .. import load
+    from ..formats import read as load
 
     model = load(path)
     try:
@@ -84,7 +84,7 @@ def _architecture(model: Model, path: Any, arch: Any) -> tuple[dict[str, Any], s
     if _looks_like_json(arch):
         data = _read_json(arch)
         return _record(data, arch), data.get("keras_version") if isinstance(data, dict) else None
-    from .. import load
+    from ..formats import read as load
 
     with load(arch) as arch_model:
         if arch_model.config is None:

@@ -18,7 +18,8 @@ from ..formats.state_dict import layers_from_state_dict
 from ..model import Model, Tensor
 from .canonical import Unit, canonical_array, canonical_shape, to_layout_of, units
 from .diff import align
-from .fingerprint import fingerprint, recorded_backbone
+from ..records import recorded_backbone
+from .fingerprint import fingerprint
 
 __all__ = ["Finding", "CheckReport", "check_into", "check_junction", "fixed_checkpoint", "check_document"]
 

@@ -1,6 +1,6 @@
 """A content fingerprint of a model's weights, the same whatever format holds them.
 
-A head cut from a backbone records the backbone's fingerprint; pairing the head
+A head cut from a backbone records the backbone's fingerprint (`weightkit.records`); pairing the head
 with another backbone of the same shape is then caught, although every shape fits.
 """
 
@@ -14,13 +14,7 @@ import numpy as np
 from ..model import Model
 from .canonical import canonical_array
 
-__all__ = ["fingerprint", "recorded_backbone", "recorded", "records", "PROVENANCE_KEY", "STRIPPED_PREFIX_KEY"]
-
-#: Metadata key under which a head file records the fingerprint of its backbone.
-PROVENANCE_KEY = "weightkit.backbone_fingerprint"
-#: Metadata key under which a part records the key prefix split removed (merge puts it back).
-STRIPPED_PREFIX_KEY = "weightkit.stripped_prefix"
-_RECORD_PREFIX = "weightkit."
+__all__ = ["fingerprint"]
 
 
 def fingerprint(model: Model) -> str:
@@ -36,35 +30,9 @@ def fingerprint(model: Model) -> str:
     return f"sha256:{total.hexdigest()}"
 
 
-def recorded_backbone(model: Model) -> str | None:
-    """The backbone fingerprint a head file recorded, wherever its format keeps metadata."""
-    return recorded(model, PROVENANCE_KEY)
-
-
-def recorded(model: Model, key: str) -> str | None:
-    """A ``weightkit.*`` record of ``model``, wherever its reader put the file's metadata."""
-    return _find(model.metadata, key)
-
-
-def records(model: Model) -> dict[str, str]:
-    """The ``weightkit.*`` records every writer keeps in its format's metadata."""
-    return {k: v for k, v in model.metadata.items() if k.startswith(_RECORD_PREFIX) and isinstance(v, str)}
-
-
 def _tensor_digest(tensor: Any) -> bytes:
     array = canonical_array(tensor)
     digest = hashlib.sha256()
     digest.update(f"{tensor.dtype}{array.shape}".encode())
     digest.update(memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8)))  # no copy of the data
     return digest.digest()
-
-
-def _find(value: Any, key: str) -> str | None:
-    if isinstance(value, dict):
-        if isinstance(value.get(key), str):
-            return value[key]
-        for inner in value.values():
-            found = _find(inner, key)
-            if found:
-                return found
-    return None

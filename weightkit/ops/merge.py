@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..errors import UsageError
 from ..model import Model
 from .check import CheckReport, check_junction
-from .fingerprint import STRIPPED_PREFIX_KEY, recorded
+from ..records import STRIPPED_PREFIX_KEY, recorded
 from .split import reprefixed
 
 __all__ = ["MergeResult", "merge_models"]

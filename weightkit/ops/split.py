@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from ..errors import UsageError
 from ..model import Dim, Layer, Model
 from .canonical import canonical_shape
-from .fingerprint import PROVENANCE_KEY, STRIPPED_PREFIX_KEY, fingerprint
+from ..records import PROVENANCE_KEY, STRIPPED_PREFIX_KEY
+from .fingerprint import fingerprint
 
 __all__ = ["Boundary", "SplitResult", "boundaries", "propose_boundary", "split_model", "reprefixed"]
 

@@ -16,7 +16,7 @@ from . import store
 from .._parsers.hdf5 import H5Source
 from .._owned import owned_by_model
 from .._probe import Probe
-from ...ops.fingerprint import records
+from ...records import records
 from .._parsers.zip import open_member, open_zip
 from .config import parse_config
 from .shapes import output_specs

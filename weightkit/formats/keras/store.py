@@ -16,8 +16,9 @@ from ... import kinds
 from ...model import Layer, Model, Tensor
 from .._parsers.hdf5 import H5Source, attr_text, dataset_tensor
 from .config import ConfigLayer
+from .layout import replay_names, saved_layers, snake_case
 
-__all__ = ["is_weights_store", "read_weights_file", "read_store", "write", "replay_names", "saved_layers"]
+__all__ = ["is_weights_store", "read_weights_file", "read_store", "write"]
 
 _LAYERS = ("layers", "_layer_checkpoint_dependencies")
 
@@ -91,25 +92,6 @@ def _container_layers(group: Any, config: ConfigLayer | None, source: H5Source, 
             found = container.get(replayed.get(sub.name, ""))
         layers.append(_layer_from_group(found, sub, source, frozen))
     return layers
-
-
-def replay_names(config: ConfigLayer) -> dict[str, str]:
-    """Keras's own group names for ``config``'s layers: snake_case class, made unique with _1, _2."""
-    used: dict[str, int] = {}
-    names = {}
-    for sub in saved_layers(config):
-        base = _snake(sub.class_name)
-        count = used.get(base, 0)
-        used[base] = count + 1
-        names[sub.name] = base if count == 0 else f"{base}_{count}"
-    return names
-
-
-def saved_layers(config: ConfigLayer) -> list[ConfigLayer]:
-    """The config's entries that are in Keras's ``model.layers`` (and so in the store)."""
-    sequential = config.class_name == "Sequential"
-    return [sub for sub in config.layers
-            if not sub.is_operation and not (sequential and sub.class_name == "InputLayer")]
 
 
 def _layer_from_group(group: Any, config: ConfigLayer | None, source: H5Source, frozen: bool) -> Layer:
@@ -198,16 +180,9 @@ def _group_tensors(group: Any, source: H5Source) -> list[Tensor]:
 def _class_from_group(key: str) -> str | None:
     if not _CLASS_BY_SNAKE:
         for cls in (*kinds.KERAS_CLASSES, *_VARIABLES):
-            _CLASS_BY_SNAKE.setdefault(_snake(cls), cls)
+            _CLASS_BY_SNAKE.setdefault(snake_case(cls), cls)
     base = re.sub(r"_\d+$", "", key)
     return _CLASS_BY_SNAKE.get(base) or _CLASS_BY_SNAKE.get(key)
-
-
-def _snake(name: str) -> str:
-    """Keras's to_snake_case: ``DepthwiseConv2D`` → ``depthwise_conv2d``."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _natural(key: str) -> tuple[Any, ...]:

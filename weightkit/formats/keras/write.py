@@ -14,8 +14,9 @@ import numpy as np
 from ... import kinds
 from ...errors import UnsupportedError
 from .config import ConfigLayer, parse_config
+from .layout import replay_names, saved_layers
 from ...model import Layer, Model, Tensor
-from ...ops.fingerprint import records
+from ...records import records
 
 __all__ = ["write_legacy", "write_store", "keras_version", "ordered_weights"]
 
@@ -74,7 +75,6 @@ def write_store(file: Any, model: Model) -> None:
 
 
 def _write_container(group: Any, config: ConfigLayer, layers: dict[str, Layer]) -> None:
-    from .store import replay_names, saved_layers
 
     container = group.create_group("layers")
     names = replay_names(config)

@@ -24,7 +24,7 @@ from ... import dtypes
 from ..._atomic import atomic_output
 from ...errors import UnsupportedError, UsageError
 from ...model import Model, Tensor
-from ...ops.fingerprint import records
+from ...records import records
 from .._parsers import protobuf as wire
 from .source import ONNX_CODES, STRIP_THRESHOLD, OnnxSource, onnx_dtype
 

@@ -27,7 +27,7 @@ from ... import dtypes
 from ..._atomic import atomic_output
 from ...errors import FileFormatError, UnsupportedError, UsageError
 from ...model import Model, Tensor
-from ...ops.fingerprint import records
+from ...records import records
 from .._probe import Probe
 from ..state_dict import layers_from_state_dict
 
@@ -398,7 +398,7 @@ def write(model: Model, path: str | os.PathLike[str], *, force: bool = False,
     """Write every layer tensor of ``model`` to a safetensors file, one tensor in memory at a time.
 
     Tensors keep their names; ``__metadata__`` is ``{"format": "pt"}``, weightkit's own records (the
-    backbone a head was cut from: `weightkit.ops.fingerprint.records`), plus ``metadata``.
+    backbone a head was cut from: `weightkit.records.records`), plus ``metadata``.
 
     Raises:
         UsageError: ``path`` exists without ``force``, or ``metadata`` is not str → str.

@@ -24,7 +24,7 @@ from ... import dtypes
 from ..._atomic import atomic_output
 from ...errors import FileFormatError, UnsupportedError
 from ...model import Model, Tensor
-from ...ops.fingerprint import records
+from ...records import records
 from .data import contiguous_strides
 
 __all__ = ["write", "state_dict_pickle", "STORAGE_TYPES", "UNTYPED_DTYPES", "RECORDS_NAME"]
@@ -58,7 +58,7 @@ def write(model: Model, path: str | os.PathLike[str], *, force: bool = False) ->
     """Write every layer tensor of ``model`` as a state_dict, named by tensor name.
 
     Extras (optimizer state ...) are not written: the file is what ``model.state_dict()`` gives,
-    plus weightkit's own records (`weightkit.ops.fingerprint.records`) in a ``weightkit.json`` record.
+    plus weightkit's own records (`weightkit.records.records`) in a ``weightkit.json`` record.
 
     Raises:
         UsageError: ``path`` exists without ``force``, or is the model's own source.
