@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 import weightkit
-from tests.formats.test_onnx import assert_reads_like_onnx
+from tests.formats.onnx.test_read import assert_reads_like_onnx
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxscript")  # the dynamo exporter (torch.onnx.export's default) needs it

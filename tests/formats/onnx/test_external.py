@@ -11,7 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import weightkit
-from tests.formats.test_onnx import _f32, _model, _value, assert_reads_like_onnx
+from tests.formats.onnx.test_read import _f32, _model, _value, assert_reads_like_onnx
 from weightkit.cli import main
 from weightkit.errors import FileFormatError, UnsafeFileError
 

@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import weightkit
-from tests.formats.test_onnx import _f32, _model, _save, _value, assert_reads_like_onnx, mlp
+from tests.formats.onnx.test_read import _f32, _model, _save, _value, assert_reads_like_onnx, mlp
 from weightkit.errors import UnsupportedError, UsageError
 from weightkit.formats.onnx import read as wk_onnx
 from weightkit.formats.onnx.write import PROTOBUF_LIMIT

@@ -9,7 +9,7 @@ import onnx
 import pytest
 
 import weightkit
-from tests.formats.test_onnx import assert_reads_like_onnx, onnx_arrays
+from tests.formats.onnx.test_read import assert_reads_like_onnx, onnx_arrays
 from weightkit.cli import main
 
 BACKEND_DATA = Path(onnx.__file__).parent / "backend" / "test" / "data"

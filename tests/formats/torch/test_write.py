@@ -16,7 +16,7 @@ from weightkit import Layer, Model, Tensor, UnsupportedError, UsageError
 from weightkit.formats.torch import write as torch_write
 from weightkit.formats._parsers.zip import member_offset
 
-from .test_torch import DTYPES, assert_same, sample
+from .test_read import DTYPES, assert_same, sample
 
 torch = pytest.importorskip("torch")
 
