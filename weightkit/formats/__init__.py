@@ -53,8 +53,9 @@ class Format:
 def _registry() -> tuple[Format, ...]:
     from . import keras, onnx, safetensors, sharded, torch
 
-    # Sniffing order: cheap, certain signatures first; a JSON index last but one, ONNX (the loosest) last.
-    return (*keras.FORMATS, *torch.FORMATS, *safetensors.FORMATS, sharded.FORMAT, *onnx.FORMATS)
+    # Sniffing order: cheap, certain signatures first (HDF5, zip entries, the safetensors header, the
+    # pickle magic); a JSON index last but one, ONNX (the loosest) last.
+    return (*keras.FORMATS, *safetensors.FORMATS, *torch.FORMATS, sharded.FORMAT, *onnx.FORMATS)
 
 
 #: Every format, in the order their sniffers run.
