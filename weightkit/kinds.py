@@ -3,6 +3,11 @@
 Readers name a tensor's role with `canonical_role` and a layer's kind with
 `kind_of_keras_class` (Keras files say their classes) or `infer_kind` (state dicts
 and weights-only files say nothing: the roles and shapes tell).
+
+`_KERAS_KINDS` is the one table of Keras layer classes (every generation's names,
+aliases and the QKeras ones) and `_KERAS_LAYOUTS` the axis orders of their kernels:
+the Keras readers and the Keras → ONNX converter both go by them, and a test checks
+that every class the converter handles has a kind here.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ __all__ = [
     "infer_kind",
     "kind_of_keras_class",
     "keras_layout",
+    "keras_classes",
     "NON_TRAINABLE_ROLES",
     "KERAS_CLASSES",
 ]
@@ -39,8 +45,9 @@ _KERAS_KINDS = {
     "conv3d": ("Conv3D", "Convolution3D"),
     "conv_transpose2d": ("Conv2DTranspose", "Deconvolution2D", "Convolution2DTranspose"),
     "conv_transpose1d": ("Conv1DTranspose",),
+    "conv_transpose3d": ("Conv3DTranspose",),
     "depthwise_conv2d": ("DepthwiseConv2D", "DepthwiseConv1D"),
-    "separable_conv2d": ("SeparableConv2D", "SeparableConvolution2D", "SeparableConv1D"),
+    "separable_conv2d": ("SeparableConv2D", "SeparableConvolution2D", "SeparableConv1D", "SeparableConvolution1D"),
     "dense": ("Dense", "QDense", "EinsumDense"),
     "batch_norm": ("BatchNormalization", "QBatchNormalization"),
     "layer_norm": ("LayerNormalization",),
@@ -57,11 +64,17 @@ _KERAS_KINDS = {
     "pool": (
         "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
         "AveragePooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
-        "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D", "MaxPool2D", "AvgPool2D",
+        "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
+        # Keras 2.x/3 aliases
+        "MaxPool1D", "MaxPool2D", "MaxPool3D", "AvgPool1D", "AvgPool2D", "AvgPool3D",
+        "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D",
     ),
     "dropout": ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout"),
     "reshape": ("Flatten", "Reshape", "Permute", "RepeatVector"),
-    "merge": ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "Merge"),
+    "merge": ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "Merge",
+              # Inception-ResNet's residual ``x + scale * y`` (tf.keras applications), also as registered custom
+              "CustomScaleLayer", "Custom>CustomScaleLayer"),
+    "identity": ("Identity", "ActivityRegularization"),
     "padding": ("ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D"),
     "resize": ("UpSampling1D", "UpSampling2D", "UpSampling3D", "Resizing"),
     "rescale": ("Rescaling",),
@@ -80,6 +93,7 @@ _KERAS_LAYOUTS = {
     ("conv3d", "weight"): "DHWIO",
     ("conv_transpose1d", "weight"): "WOI",
     ("conv_transpose2d", "weight"): "HWOI",
+    ("conv_transpose3d", "weight"): "DHWOI",
     ("depthwise_conv2d", "weight"): "HWCM",
     ("separable_conv2d", "depthwise_weight"): "HWCM",
     ("separable_conv2d", "pointwise_weight"): "HWIO",
@@ -120,6 +134,11 @@ def kind_of_keras_class(class_name: str | None) -> str:
     if not class_name:
         return "unknown"
     return _KIND_BY_CLASS.get(class_name, "unknown")
+
+
+def keras_classes(kind: str) -> tuple[str, ...]:
+    """The Keras layer classes of a normalized kind (``pool`` → ``MaxPooling2D``, ...); () for unknown kinds."""
+    return _KERAS_KINDS.get(kind, ())
 
 
 def keras_layout(kind: str, role: str) -> str | None:

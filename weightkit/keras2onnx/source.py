@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FileFormatError, UnsupportedError, UsageError
-from ..formats.keras import ConfigLayer, parse_config
+from ..formats.keras import ConfigLayer, architecture, parse_config
 from ..model import Layer, Model
 
 __all__ = ["KerasSource", "WeightIndex", "open_source"]
@@ -64,8 +64,8 @@ def open_source(path: str | os.PathLike[str], arch: str | os.PathLike[str] | Non
     try:
         if model.framework != "keras":
             raise UnsupportedError(f"convert reads Keras files; this is {model.format}", path=path)
-        record, version = _architecture(model, path, arch)
-        root = _parse(record, arch or path)
+        record, version, root = _architecture(model, path, arch)
+        root = _checked(root, arch or path)
         extra: list[Any] = []
         weights = _weights(model, root, arch is not None, extra)
         major = _keras_major(version, record)
@@ -75,21 +75,31 @@ def open_source(path: str | os.PathLike[str], arch: str | os.PathLike[str] | Non
         raise
 
 
-def _architecture(model: Model, path: Any, arch: Any) -> tuple[dict[str, Any], str | None]:
+def _architecture(model: Model, path: Any, arch: Any) -> tuple[dict[str, Any], str | None, ConfigLayer]:
+    """The architecture record, the Keras version that wrote it, and the record parsed."""
     if arch is None:
         if model.config is None:
             raise UsageError(f"{path} holds weights only (no architecture)",
                              hint="pass --arch with a Keras JSON config or a full-model file of the same architecture")
-        return _record(model.config, path), model.framework_version
+        return _model_architecture(model, path)
     if _looks_like_json(arch):
         data = _read_json(arch)
-        return _record(data, arch), data.get("keras_version") if isinstance(data, dict) else None
+        record = _record(data, arch)
+        return record, data.get("keras_version") if isinstance(data, dict) else None, _parse(record, arch)
     from ..formats import read as load
 
     with load(arch) as arch_model:
         if arch_model.config is None:
             raise UsageError(f"{arch} holds no architecture either", hint="--arch needs a Keras JSON config or a full model")
-        return _record(arch_model.config, arch), arch_model.framework_version
+        return _model_architecture(arch_model, arch)
+
+
+def _model_architecture(model: Model, path: Any) -> tuple[dict[str, Any], str | None, ConfigLayer]:
+    """A full model's architecture, parsed once and shared with every other user of the model."""
+    record = _record(model.config, path)
+    wrapped = record is not model.config and not isinstance(model.config, list)  # {"model_config": ...}
+    root = _parse(record, path) if wrapped else architecture(model) or _parse(record, path)
+    return record, model.framework_version, root
 
 
 def _record(data: Any, path: Any) -> dict[str, Any]:
@@ -104,9 +114,12 @@ def _record(data: Any, path: Any) -> dict[str, Any]:
 
 def _parse(record: dict[str, Any], path: Any) -> ConfigLayer:
     try:
-        root = parse_config(record, record.get("build_config"))
+        return parse_config(record, record.get("build_config"))
     except ValueError as exc:
         raise FileFormatError(f"not a Keras architecture: {exc}", path=path) from None
+
+
+def _checked(root: ConfigLayer, path: Any) -> ConfigLayer:
     if not root.layers:
         raise FileFormatError(f"the architecture ({root.class_name}) has no layers", path=path)
     return root

@@ -372,9 +372,9 @@ def check_junction(backbone: Model, head: Model, *, input_shape: tuple[int, ...]
 
 def _backbone_output(backbone: Model, input_shape: tuple[int, ...] | None) -> tuple[int | None, str | None, tuple | None]:
     if backbone.has_graph and backbone.framework == "keras" and backbone.config is not None:
-        from ..formats.keras import infer_shapes, parse_config
+        from ..formats.keras import architecture, infer_shapes
 
-        root = parse_config(backbone.config)
+        root = architecture(backbone)
         inputs = [(None, *input_shape)] if input_shape else None
         shapes = infer_shapes(root, inputs)
         name = (root.output_names or [root.layers[-1].name])[0]

@@ -1,7 +1,8 @@
 """Keras files of every generation: legacy HDF5 (``.h5``), Keras 3 weight stores (``.weights.h5``)
 and ``.keras`` archives, and the architectures their configs describe.
 
-The config parser (`parse_config`, one tree for Keras 1 to 3) and its shape rules
+The config parser (`parse_config`, one tree for Keras 1 to 3 in Keras 2/3 spelling;
+`architecture(model)` parses a model's config once and caches it) and its shape rules
 (`infer_shapes`) live here because reading a file needs them; cutting and joining
 architectures builds on them in `weightkit.arch.keras`.
 """
@@ -10,10 +11,10 @@ from __future__ import annotations
 
 from .. import Format
 from . import archive, h5, store
-from .config import MODEL_CLASSES, ConfigLayer, parse_config
+from .config import MODEL_CLASSES, ConfigLayer, architecture, parse_config
 from .shapes import infer_shapes, output_specs
 
-__all__ = ["FORMATS", "ConfigLayer", "parse_config", "MODEL_CLASSES", "infer_shapes", "output_specs"]
+__all__ = ["FORMATS", "ConfigLayer", "parse_config", "architecture", "MODEL_CLASSES", "infer_shapes", "output_specs"]
 
 FORMATS = (
     Format("keras-weights", "Keras 3 weight stores (.weights.h5)", (".weights.h5",), write=store.write,

@@ -18,7 +18,7 @@ from .._owned import owned_by_model
 from .._probe import Probe
 from ...records import records
 from .._parsers.zip import open_member, open_zip
-from .config import parse_config
+from .config import parse_config, remember_architecture
 from .shapes import output_specs
 
 __all__ = ["sniff", "read", "write"]
@@ -63,6 +63,7 @@ def read(probe: Probe) -> Model:
         )
         if isinstance(metadata, dict):
             model.metadata.update({k: v for k, v in metadata.items() if k.startswith("weightkit.")})
+        remember_architecture(model, root)
         return model
 
     return owned_by_model(H5Source(path, opener=open_weights), build)

@@ -2,26 +2,38 @@
 
 Keras 1, Keras 2, tf.keras and Keras 3 write `model_config` / `config.json`
 differently: Sequential configs as a bare list or as ``{"layers": [...]}``, inbound
-nodes as ``[name, node, tensor, kwargs]`` lists or as ``keras_history`` records.
-This module hides those differences. It never deserializes code: a ``Lambda``
-layer's function stays an opaque config value.
+nodes as ``[name, node, tensor, kwargs]`` lists or as ``keras_history`` records, and
+Keras 1 arguments by their old names (``nb_filter``, ``border_mode``, ``dim_ordering``,
+``output_dim``, ``p``...). This module hides those differences: a parsed layer's
+``config`` speaks Keras 2/3, its ``raw`` is the file's own dict, untouched. It never
+deserializes code: a ``Lambda`` layer's function stays an opaque config value.
+
+`architecture` parses a `Model`'s config once and keeps the tree for every later caller.
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...model import Dim, TensorSpec
+from ...errors import FileFormatError
+from ...model import Dim, Model, TensorSpec
+from ._spelling import modern_config
 
-__all__ = ["ConfigLayer", "parse_config", "MODEL_CLASSES"]
+__all__ = ["ConfigLayer", "parse_config", "architecture", "remember_architecture", "MODEL_CLASSES"]
 
 MODEL_CLASSES = frozenset({"Model", "Functional", "Sequential"})
 
 
 @dataclass
 class ConfigLayer:
-    """One layer of a Keras config; models used as layers carry their own ``layers``."""
+    """One layer of a Keras config; models used as layers carry their own ``layers``.
+
+    ``config`` uses Keras 2/3 argument names whatever Keras wrote the file; ``raw`` is
+    the file's own dict (the same as ``config`` when nothing needed translating).
+    Trees are shared (see `architecture`): read them, never change them.
+    """
 
     name: str
     class_name: str
@@ -31,6 +43,11 @@ class ConfigLayer:
     input_names: list[str] = field(default_factory=list)
     output_names: list[str] = field(default_factory=list)
     module: str | None = None
+    raw: dict[str, Any] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.raw is None:
+            self.raw = self.config
 
     @property
     def is_operation(self) -> bool:
@@ -72,6 +89,40 @@ def parse_config(data: Any, build_config: dict[str, Any] | None = None) -> Confi
     return layer
 
 
+# Model → (the config dict it was parsed from, the tree); a replaced ``Model.config`` is parsed again.
+_PARSED: weakref.WeakKeyDictionary[Model, tuple[Any, ConfigLayer]] = weakref.WeakKeyDictionary()
+
+
+def architecture(model: Model) -> ConfigLayer | None:
+    """``model``'s Keras config as a tree, parsed once per config and then shared (None without a config).
+
+    Raises:
+        FileFormatError: the config is not a Keras config.
+
+    Example:
+        >>> root = architecture(weightkit.load("model.h5"))
+        >>> [layer.class_name for layer in root.layers][:2]
+        ['InputLayer', 'Conv2D']
+    """
+    config = model.config
+    if config is None:
+        return None
+    cached = _PARSED.get(model)
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    try:
+        root = parse_config(config, config.get("build_config") if isinstance(config, dict) else None)
+    except ValueError as exc:
+        raise FileFormatError(f"the model's config is not a Keras config: {exc}", path=model.source) from None
+    return remember_architecture(model, root)
+
+
+def remember_architecture(model: Model, root: ConfigLayer) -> ConfigLayer:
+    """Record ``root`` as the parsed form of ``model.config`` (readers that parsed it already)."""
+    _PARSED[model] = (model.config, root)
+    return root
+
+
 def _parse_layer(data: dict[str, Any]) -> ConfigLayer:
     class_name = str(data.get("class_name", "unknown"))
     config = data.get("config")
@@ -81,9 +132,12 @@ def _parse_layer(data: dict[str, Any]) -> ConfigLayer:
         config = {}
     name = data.get("name") or config.get("name") or class_name.lower()
     module = data.get("module") if isinstance(data.get("module"), str) else None
-    layer = ConfigLayer(str(name), class_name, config, inbound=_inbound_names(data.get("inbound_nodes")), module=module)
     sublayers = config.get("layers")
-    if isinstance(sublayers, list) and (class_name in MODEL_CLASSES or class_name not in {"Merge"}):
+    nested = isinstance(sublayers, list) and (class_name in MODEL_CLASSES or class_name not in {"Merge"})
+    modern = config if nested else modern_config(class_name, config)
+    layer = ConfigLayer(str(name), class_name, modern, inbound=_inbound_names(data.get("inbound_nodes")),
+                        module=module, raw=config)
+    if nested:
         layer.layers = [_parse_layer(item) for item in sublayers if isinstance(item, dict)]
         layer.input_names = _endpoint_names(config.get("input_layers"))
         layer.output_names = _endpoint_names(config.get("output_layers"))

@@ -19,7 +19,7 @@ from . import store
 from .._parsers.hdf5 import HDF5_SIGNATURE, H5Source, attr_json, attr_text, dataset_tensor, name_list
 from .._owned import owned_by_model
 from .._probe import Probe
-from .config import ConfigLayer, parse_config
+from .config import ConfigLayer, parse_config, remember_architecture
 from .shapes import output_specs
 
 __all__ = ["sniff", "read", "read_source", "write"]
@@ -79,6 +79,7 @@ def _read_legacy(source: H5Source) -> Model:
         source=str(source.path),
     )
     if root is not None:
+        remember_architecture(model, root)
         model.inputs = root.input_specs()
         model.outputs = output_specs(root)
     model.extras = _extras(file, source)
@@ -108,7 +109,7 @@ def _read_layer(group: Any, name: str, config: ConfigLayer | None, context: _Con
     weight_names = name_list(group, "weight_names") or []
     weights = [(weight_name, _dataset(group, weight_name, context)) for weight_name in weight_names]
     layer = Layer(name, type_name=config.class_name if config else None,
-                  config=config.config if config else None, inbound=list(config.inbound) if config else [])
+                  config=config.raw if config else None, inbound=list(config.inbound) if config else [])
     if config is not None and config.is_model:
         layer.kind = "model"
         _fill_nested(layer, config, _strip_prefix(weights, name), context, frozen=not config.config.get("trainable", True))
@@ -157,8 +158,8 @@ def _layout(kind: str, role: str, shape: tuple[int, ...], config: ConfigLayer | 
     layout = kinds.keras_layout(kind, role)
     if not context.keras1 or layout != "HWIO" or len(shape) != 4:
         return layout
-    if config is not None:  # Keras 1 says it: dim_ordering 'th' stores kernels (out, in, h, w)
-        return "OIHW" if config.config.get("dim_ordering") == "th" else "HWIO"
+    if config is not None:  # Keras 1 says it: dim_ordering 'th' (channels_first) stores kernels (out, in, h, w)
+        return "OIHW" if config.config.get("data_format") == "channels_first" else "HWIO"
     return "OIHW" if _looks_channels_first(shape) else "HWIO"
 
 
@@ -190,7 +191,7 @@ def _fill_nested(layer: Layer, config: ConfigLayer, weights: list[tuple[str, Any
     for sub in config.layers:
         if config.class_name == "Sequential" and sub.class_name == "InputLayer":
             continue  # Keras leaves it out of Sequential.layers
-        child = Layer(sub.name, type_name=sub.class_name, config=sub.config, inbound=list(sub.inbound))
+        child = Layer(sub.name, type_name=sub.class_name, config=sub.raw, inbound=list(sub.inbound))
         sub_frozen = frozen or not sub.config.get("trainable", True)
         if sub.is_model:
             child.kind = "model"

@@ -1,7 +1,8 @@
 """Output shapes of a Keras graph, computed from its config alone.
 
 Files record input shapes but rarely output shapes; this walks the config in graph
-order and applies each layer class's shape rule (Keras 1, 2 and 3 spellings). A
+order and applies each layer class's shape rule (the parser gives every generation's
+config in Keras 2/3 spelling). A
 layer whose class has no rule here (a custom layer, a Lambda) makes everything
 downstream of it unknown (None) rather than wrong.
 """
@@ -87,7 +88,7 @@ def _rule(layer: ConfigLayer, sources: list[Shape]) -> Shape | None:
     if cls in ("Concatenate", "Merge"):
         return _concatenate(sources, config.get("axis", config.get("concat_axis", -1)))
     if cls in ("Dense", "QDense"):
-        return (*shape[:-1], config.get("units", config.get("output_dim")))
+        return (*shape[:-1], config.get("units"))
     if cls in ("Flatten",):
         return (shape[0], _product(shape[1:]))
     if cls == "Reshape":
@@ -109,7 +110,7 @@ def _spatial(cls: str, config: dict[str, Any], shape: Shape) -> Shape | None:
     elif "Pooling" in cls or cls in ("MaxPool2D", "AvgPool2D"):
         pool = _tuple(config.get("pool_size", 2), rank)
         strides = _tuple(config.get("strides") or pool, rank)
-        padding = config.get("padding", config.get("border_mode", "valid"))
+        padding = config.get("padding", "valid")
         spatial = [_window(n, k, s, 1, padding) for n, k, s in zip(spatial, pool, strides)]
     elif cls.startswith("ZeroPadding"):
         pads = _pairs(config.get("padding", 1), rank)
@@ -126,13 +127,10 @@ def _spatial(cls: str, config: dict[str, Any], shape: Shape) -> Shape | None:
 
 
 def _conv(cls: str, config: dict[str, Any], spatial: list[Dim], channels: Dim, rank: int) -> tuple[list[Dim], Dim]:
-    kernel = config.get("kernel_size")
-    if kernel is None:  # Keras 1: nb_row / nb_col / filter_length
-        kernel = [config[k] for k in ("nb_row", "nb_col") if k in config] or [config.get("filter_length", 1)]
-    kernel = _tuple(kernel, rank)
-    strides = _tuple(config.get("strides", config.get("subsample", config.get("subsample_length", 1))), rank)
-    dilation = _tuple(config.get("dilation_rate", config.get("atrous_rate", 1)), rank)
-    padding = config.get("padding", config.get("border_mode", "valid"))
+    kernel = _tuple(config.get("kernel_size", 1), rank)
+    strides = _tuple(config.get("strides", 1), rank)
+    dilation = _tuple(config.get("dilation_rate", 1), rank)
+    padding = config.get("padding", "valid")
     if "Transpose" in cls or cls.startswith("Deconvolution"):
         extra = config.get("output_padding")
         extras = _tuple(extra, rank) if extra is not None else (None,) * rank
@@ -141,7 +139,7 @@ def _conv(cls: str, config: dict[str, Any], spatial: list[Dim], channels: Dim, r
     out = [_window(n, k, s, d, padding) for n, k, s, d in zip(spatial, kernel, strides, dilation)]
     if cls.startswith("Depthwise"):
         return out, None if channels is None else channels * config.get("depth_multiplier", 1)
-    return out, config.get("filters", config.get("nb_filter"))
+    return out, config.get("filters")
 
 
 def _transposed(size: Dim, kernel: int, stride: int, padding: str, extra: int | None) -> Dim:
@@ -210,7 +208,7 @@ def _product(dims: tuple[Dim, ...]) -> Dim:
 
 
 def _channels_first(config: dict[str, Any]) -> bool:
-    return config.get("data_format") == "channels_first" or config.get("dim_ordering") == "th"
+    return config.get("data_format") == "channels_first"
 
 
 def _tuple(value: Any, rank: int) -> tuple[int, ...]:

@@ -41,10 +41,6 @@ _VARIABLES: dict[str, tuple[Any, ...]] = {
     "GRUCell": ("kernel", "recurrent_kernel", "bias"),
     "SimpleRNNCell": ("kernel", "recurrent_kernel", "bias"),
 }
-# Subclasses of known layers (QKeras QDense, ...) keep their base class's variables.
-_KIND_EXAMPLE = {"dense": "Dense", "conv1d": "Conv1D", "conv2d": "Conv2D", "conv3d": "Conv3D",
-                 "depthwise_conv2d": "DepthwiseConv2D", "separable_conv2d": "SeparableConv2D",
-                 "batch_norm": "BatchNormalization", "layer_norm": "LayerNormalization"}
 _CLASS_BY_SNAKE: dict[str, str] = {}
 _RECURRENT = ("LSTM", "GRU", "SimpleRNN")
 
@@ -97,7 +93,7 @@ def _container_layers(group: Any, config: ConfigLayer | None, source: H5Source, 
 def _layer_from_group(group: Any, config: ConfigLayer | None, source: H5Source, frozen: bool) -> Layer:
     vars_group = group.get("vars") if group is not None else None
     if config is not None:
-        layer = Layer(config.name, type_name=config.class_name, config=config.config, inbound=list(config.inbound))
+        layer = Layer(config.name, type_name=config.class_name, config=config.raw, inbound=list(config.inbound))
     else:
         key = group.name.rsplit("/", 1)[-1]
         layer = Layer(attr_text(vars_group, "name") if vars_group is not None and attr_text(vars_group, "name") else key,
@@ -141,7 +137,7 @@ def _assign_roles(layer: Layer, tensors: list[Tensor], config: ConfigLayer | Non
 
 def _variable_names(class_name: str | None, config: ConfigLayer | None, count: int) -> list[str]:
     """Names of a layer's ``count`` variables, from its class's variable order."""
-    spec = _VARIABLES.get(class_name or "") or _VARIABLES.get(_KIND_EXAMPLE.get(kinds.kind_of_keras_class(class_name), ""))
+    spec = _VARIABLES.get(class_name or "") or _VARIABLES.get(_base_class(class_name))
     if class_name == "LayerNormalization" and config is not None and config.config.get("rms_scaling"):
         spec = ("gamma",)  # RMS scaling keeps the scale only, whatever center says
     if spec is None:
@@ -159,6 +155,12 @@ def _variable_names(class_name: str | None, config: ConfigLayer | None, count: i
         names.remove(optional.pop(0))
     names = names[:count]
     return names + [f"var_{i}" for i in range(len(names), count)]
+
+
+def _base_class(class_name: str | None) -> str:
+    """Subclasses of known layers (QKeras QDense, ...) keep the variables of their kind's first class."""
+    classes = kinds.keras_classes(kinds.kind_of_keras_class(class_name))
+    return classes[0] if classes else ""
 
 
 def _vars_tensors(vars_group: Any, source: H5Source) -> list[Tensor]:

@@ -13,7 +13,7 @@ import numpy as np
 
 from ... import kinds
 from ...errors import UnsupportedError
-from .config import ConfigLayer, parse_config
+from .config import ConfigLayer, architecture
 from .layout import replay_names, saved_layers
 from ...model import Layer, Model, Tensor
 from ...records import records
@@ -66,10 +66,10 @@ def write_store(file: Any, model: Model) -> None:
 
     Needs the model's Keras config to name the groups as Keras does.
     """
-    if model.config is None:
+    root = architecture(model)
+    if root is None:
         raise UnsupportedError("a Keras 3 weight store needs the model's Keras config to name its groups",
                                hint="write a legacy .h5 instead")
-    root = parse_config(model.config)
     _write_container(file, root, {layer.name: layer for layer in model.layers})
     file.create_group("vars").attrs["name"] = root.name
 

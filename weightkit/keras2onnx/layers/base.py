@@ -134,7 +134,7 @@ def emits_op(*class_names: str, check: Check | None = None) -> Callable[[Emit], 
 
 
 def option(config: dict[str, Any], *names: str, default: Any = None) -> Any:
-    """The first of ``names`` present in ``config`` (Keras 1 and 2 spell options differently)."""
+    """The first of ``names`` present and not None in ``config`` (Keras 2 and 3 spell a few options differently)."""
     for name in names:
         if name in config and config[name] is not None:
             return config[name]

@@ -26,6 +26,7 @@ _CONV = ("Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D", "Convol
          "AtrousConvolution1D", "AtrousConvolution2D")
 _DEPTHWISE = ("DepthwiseConv1D", "DepthwiseConv2D")
 _SEPARABLE = ("SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D")
+_FORMATS = ("channels_first", "channels_last")
 _TRANSPOSE = ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "Convolution2DTranspose", "Deconvolution2D")
 
 
@@ -45,18 +46,13 @@ class ConvSpec:
 
 
 def conv_spec(config: dict[str, Any], rank: int) -> ConvSpec:
-    """Read kernel size, strides, dilation, padding, layout (Keras 1 ``border_mode``, ``subsample``...)."""
-    kernel = option(config, "kernel_size")
-    if kernel is None:
-        kernel = [config[k] for k in ("nb_row", "nb_col") if k in config] or config.get("filter_length", 1)
-    strides = option(config, "strides", "subsample", "subsample_length", default=1)
-    dilations = option(config, "dilation_rate", "atrous_rate", default=1)
-    layout = option(config, "data_format", default=None)
-    if layout is None:
-        layout = "channels_first" if config.get("dim_ordering") == "th" else "channels_last"
+    """Read kernel size, strides, dilation, padding and layout (the parser spells Keras 1 configs as Keras 2)."""
+    kernel = option(config, "kernel_size", default=1)
+    strides = option(config, "strides", default=1)
+    dilations = option(config, "dilation_rate", default=1)
     return ConvSpec(rank, _ints(kernel, rank), _ints(strides, rank), _ints(dilations, rank),
-                    str(option(config, "padding", "border_mode", default="valid")).lower(),
-                    layout != "channels_first", bool(option(config, "use_bias", "bias", default=True)),
+                    str(option(config, "padding", default="valid")).lower(),
+                    config.get("data_format") != "channels_first", bool(option(config, "use_bias", default=True)),
                     int(config.get("groups") or 1), config.get("activation"))
 
 
@@ -120,7 +116,7 @@ def _channels(x: Value, spec: ConvSpec) -> Any:
 
 
 def _filters(call: LayerCall) -> Any:
-    return option(call.config, "filters", "nb_filter")
+    return call.config.get("filters")
 
 
 def _bias(b: GraphBuilder, call: LayerCall, spec: ConvSpec, size: Any = None) -> str | None:
@@ -163,11 +159,12 @@ def conv(b: GraphBuilder, call: LayerCall) -> list[Value]:
 def _kernel_layout(call: LayerCall) -> str | None:
     """Keras 1 stored kernels as its ``dim_ordering`` said ('th': out, in, h, w); later Keras always HWIO.
 
-    The config says it for sure; without ``dim_ordering`` the reader's guess (from the shape) stands.
+    The config says it for sure (``dim_ordering``, parsed as ``data_format``); without it the reader's guess
+    (from the shape) stands.
     """
-    ordering = call.config.get("dim_ordering")
-    if ordering in ("th", "tf") and call.layer.class_name.startswith(("Convolution", "AtrousConvolution")):
-        return "OIHW" if ordering == "th" else None
+    ordering = call.config.get("data_format")
+    if ordering in _FORMATS and call.layer.class_name.startswith(("Convolution", "AtrousConvolution")):
+        return "OIHW" if ordering == "channels_first" else None
     tensor = call.tensor("weight")
     return tensor.layout if tensor is not None and tensor.layout == "OIHW" else None
 

@@ -24,9 +24,9 @@ def _check(layer: ConfigLayer) -> str | None:
 @emits("Dense", check=_check)
 def dense(b: GraphBuilder, call: LayerCall) -> list[Value]:
     x = call.inputs[0]
-    units = option(call.config, "units", "output_dim")
+    units = call.config.get("units")
     kernel = call.array("weight", expect=(x.shape[-1] if x.shape else None, units))
-    use_bias = bool(option(call.config, "use_bias", "bias", default=True))
+    use_bias = bool(option(call.config, "use_bias", default=True))
     bias = call.array("bias", expect=(units,)) if use_bias else None
     rank = x.rank or 2
     if rank >= 3 and x.perm == channels_first_perm(rank):

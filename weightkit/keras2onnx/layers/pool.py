@@ -30,22 +30,19 @@ def _ints(value: Any, rank: int) -> list[int]:
 
 
 def _channels_last(config: dict[str, Any]) -> bool:
-    layout = config.get("data_format")
-    if layout is None:
-        return config.get("dim_ordering") != "th"
-    return layout != "channels_first"
+    return config.get("data_format") != "channels_first"
 
 
 def _check(layer: ConfigLayer) -> str | None:
-    padding = str(option(layer.config, "padding", "border_mode", default="valid")).lower()
+    padding = str(option(layer.config, "padding", default="valid")).lower()
     return None if padding in ("valid", "same") else f"padding {padding!r}"
 
 
 def _pool(op: str, b: GraphBuilder, call: LayerCall) -> list[Value]:
     rank, config = _rank(call.layer), call.config
-    pool = _ints(option(config, "pool_size", "pool_length", default=2), rank)
-    strides = _ints(option(config, "strides", "stride", default=pool), rank)
-    padding = str(option(config, "padding", "border_mode", default="valid")).lower()
+    pool = _ints(option(config, "pool_size", default=2), rank)
+    strides = _ints(option(config, "strides", default=pool), rank)
+    padding = str(option(config, "padding", default="valid")).lower()
     last = _channels_last(config)
     x = b.channels_first(call.inputs[0]) if last else b.keras_order(call.inputs[0])
     sizes = list(x.shape[1:-1] if last else x.shape[2:]) if x.shape else [None] * rank

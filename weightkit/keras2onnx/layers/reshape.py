@@ -22,7 +22,7 @@ def _rank(layer: ConfigLayer) -> int:
 
 def _spatial_axes(config: dict[str, Any], rank: int) -> list[int]:
     """Keras axes of the spatial dimensions of a ``rank``-D layer's input."""
-    first = config.get("data_format") == "channels_first" or config.get("dim_ordering") == "th"
+    first = config.get("data_format") == "channels_first"
     return list(range(2, rank + 2)) if first else list(range(1, rank + 1))
 
 
@@ -57,8 +57,6 @@ def permute(b: GraphBuilder, call: LayerCall) -> list[Value]:
 
 
 def _pairs(value: Any, rank: int) -> list[tuple[int, int]]:
-    if isinstance(value, dict):  # Keras 1: top_pad, bottom_pad, left_pad, right_pad
-        return [(value.get("top_pad", 0), value.get("bottom_pad", 0)), (value.get("left_pad", 0), value.get("right_pad", 0))]
     if isinstance(value, int):
         return [(value, value)] * rank
     if rank == 1 and len(value) == 2 and all(isinstance(item, int) for item in value):  # 1D: (before, after)
@@ -102,7 +100,7 @@ def upsampling(b: GraphBuilder, call: LayerCall) -> list[Value]:
     """Resize by integer factors: nearest (floor, asymmetric) or bilinear (half-pixel, as tf.image.resize)."""
     x = call.inputs[0]
     rank = x.rank or 4
-    size = call.config.get("size", call.config.get("length", 2))
+    size = call.config.get("size", 2)
     factors = [int(f) for f in size] if isinstance(size, (list, tuple)) else [int(size)] * _rank(call.layer)
     scales = [1.0] * rank
     for axis, factor in zip(_spatial_axes(call.config, _rank(call.layer)), factors):
