@@ -1,7 +1,8 @@
 """The converted graph as plain records, turned into an ``onnx.ModelProto`` or written straight to a file.
 
 Writing does not go through ``onnx``: the records are encoded in protobuf's wire
-format field by field (numbers from onnx.proto), and each weight's bytes are written
+format field by field (numbers from onnx.proto) with the shared encoder in
+``weightkit.formats._parsers.protobuf``, and each weight's bytes are written
 from its numpy array, so a conversion holds its weights once and never builds the
 whole serialized model in memory (nor pays for importing onnx). Past 2 GB the
 weights go to ``<name>.data`` beside the model as ONNX external data.
@@ -10,7 +11,6 @@ weights go to ``<name>.data`` beside the model as ONNX external data.
 from __future__ import annotations
 
 import os
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +18,13 @@ from typing import IO, Any
 
 import numpy as np
 
-from ..formats._parsers.protobuf import I32, LEN, VARINT, encode_tag, encode_varint
+from ..formats._parsers.protobuf import (
+    encode_float_field,
+    encode_int_field,
+    encode_len_field,
+    encode_len_header,
+    encode_string_field,
+)
 from ..model import Dim
 
 __all__ = ["Node", "Initializer", "ValueInfo", "OnnxGraph", "ir_version", "MAX_OPSET", "PROTOBUF_LIMIT"]
@@ -140,85 +146,65 @@ class OnnxGraph:
 
     def _model_pieces(self, data_file: IO[bytes] | None, data_name: str | None) -> Iterator[Any]:
         graph = list(self._graph_pieces(data_file, data_name))
-        yield _varint_field(1, ir_version(self.opset))
-        yield _string_field(2, self.producer[0])
-        yield _string_field(3, self.producer[1])
-        yield encode_tag(7, LEN) + encode_varint(sum(len(p) for p in graph))
+        yield encode_int_field(1, ir_version(self.opset))
+        yield encode_string_field(2, self.producer[0])
+        yield encode_string_field(3, self.producer[1])
+        yield encode_len_header(7, sum(len(p) for p in graph))
         yield from graph
-        yield _message_field(8, _string_field(1, "") + _varint_field(2, self.opset))
+        yield encode_len_field(8, encode_string_field(1, "") + encode_int_field(2, self.opset))
         for key, value in self.metadata.items():
-            yield _message_field(14, _string_field(1, key) + _string_field(2, value))
+            yield encode_len_field(14, encode_string_field(1, key) + encode_string_field(2, value))
 
     def _graph_pieces(self, data_file: IO[bytes] | None, data_name: str | None) -> Iterator[Any]:
         for node in self.nodes:
-            yield _message_field(1, _node(node))
-        yield _string_field(2, self.name)
+            yield encode_len_field(1, _node(node))
+        yield encode_string_field(2, self.name)
         for init in self.initializers:
             yield from _initializer(init, data_file, data_name)
         for number, infos in ((11, self.inputs), (12, self.outputs)):
             for info in infos:
-                yield _message_field(number, _value_info(info))
+                yield encode_len_field(number, _value_info(info))
 
 
-# -- wire encoding ---------------------------------------------------------------------------------
-def _varint(value: int) -> bytes:
-    return encode_varint(value & 0xFFFFFFFFFFFFFFFF)  # negative int64s as two's complement
-
-
-def _varint_field(number: int, value: int) -> bytes:
-    return encode_tag(number, VARINT) + _varint(value)
-
-
-def _string_field(number: int, text: str) -> bytes:
-    data = text.encode("utf-8")
-    return encode_tag(number, LEN) + encode_varint(len(data)) + data
-
-
-def _message_field(number: int, payload: bytes) -> bytes:
-    return encode_tag(number, LEN) + encode_varint(len(payload)) + payload
-
-
-def _float_field(number: int, value: float) -> bytes:
-    return encode_tag(number, I32) + struct.pack("<f", value)
-
-
+# -- messages ------------------------------------------------------------------------------------
 def _node(node: Node) -> bytes:
-    parts = [_string_field(1, name) for name in node.inputs]
-    parts += [_string_field(2, name) for name in node.outputs]
-    parts += [_string_field(3, node.name), _string_field(4, node.op_type)]
-    parts += [_message_field(5, _attribute(key, value)) for key, value in sorted(node.attrs.items())]
+    parts = [encode_string_field(1, name) for name in node.inputs]
+    parts += [encode_string_field(2, name) for name in node.outputs]
+    parts += [encode_string_field(3, node.name), encode_string_field(4, node.op_type)]
+    parts += [encode_len_field(5, _attribute(key, value)) for key, value in sorted(node.attrs.items())]
     return b"".join(parts)
 
 
 def _attribute(name: str, value: Any) -> bytes:
-    head = _string_field(1, name)
+    head = encode_string_field(1, name)
     if isinstance(value, (bool, int, np.integer)):
-        return head + _varint_field(3, int(value)) + _varint_field(20, _A_INT)
+        return head + encode_int_field(3, int(value)) + encode_int_field(20, _A_INT)
     if isinstance(value, (float, np.floating)):
-        return head + _float_field(2, float(value)) + _varint_field(20, _A_FLOAT)
+        return head + encode_float_field(2, float(value)) + encode_int_field(20, _A_FLOAT)
     if isinstance(value, str):
-        return head + _string_field(4, value) + _varint_field(20, _A_STRING)
+        return head + encode_string_field(4, value) + encode_int_field(20, _A_STRING)
     if isinstance(value, (list, tuple)) and all(isinstance(v, (int, np.integer)) for v in value):
-        return head + b"".join(_varint_field(8, int(v)) for v in value) + _varint_field(20, _A_INTS)
+        return head + b"".join(encode_int_field(8, int(v)) for v in value) + encode_int_field(20, _A_INTS)
     if isinstance(value, (list, tuple)):
-        return head + b"".join(_float_field(7, float(v)) for v in value) + _varint_field(20, _A_FLOATS)
+        return head + b"".join(encode_float_field(7, float(v)) for v in value) + encode_int_field(20, _A_FLOATS)
     raise TypeError(f"attribute {name!r}: cannot encode {type(value).__name__}")
 
 
 def _initializer(init: Initializer, data_file: IO[bytes] | None, data_name: str | None) -> Iterator[Any]:
-    head = b"".join(_varint_field(1, dim) for dim in init.array.shape)
-    head += _varint_field(2, _ELEMENT_TYPE[init.array.dtype]) + _string_field(8, init.name)
+    head = b"".join(encode_int_field(1, dim) for dim in init.array.shape)
+    head += encode_int_field(2, _ELEMENT_TYPE[init.array.dtype]) + encode_string_field(8, init.name)
     data = memoryview(init.array.reshape(-1)).cast("B")
     if data_file is not None and data_name is not None and init.nbytes >= _EXTERNAL_MIN_BYTES:
         offset = _aligned_end(data_file)
         data_file.write(data)
         entries = (("location", data_name), ("offset", str(offset)), ("length", str(init.nbytes)))
-        head += b"".join(_message_field(13, _string_field(1, k) + _string_field(2, v)) for k, v in entries)
-        head += _varint_field(14, 1)  # data_location = EXTERNAL
-        yield _message_field(5, head)
+        head += b"".join(encode_len_field(13, encode_string_field(1, key) + encode_string_field(2, value))
+                         for key, value in entries)
+        head += encode_int_field(14, 1)  # data_location = EXTERNAL
+        yield encode_len_field(5, head)
         return
-    raw = encode_tag(9, LEN) + encode_varint(init.nbytes)
-    yield encode_tag(5, LEN) + encode_varint(len(head) + len(raw) + init.nbytes)
+    raw = encode_len_header(9, init.nbytes)
+    yield encode_len_header(5, len(head) + len(raw) + init.nbytes)
     yield head + raw
     yield data
 
@@ -232,9 +218,9 @@ def _aligned_end(data_file: IO[bytes]) -> int:
 
 
 def _value_info(info: ValueInfo) -> bytes:
-    tensor = _varint_field(1, _FLOAT)
+    tensor = encode_int_field(1, _FLOAT)
     if info.dims is not None:
-        dims = b"".join(_message_field(1, _varint_field(1, d) if isinstance(d, int) else _string_field(2, str(d)))
-                        for d in info.dims)
-        tensor += _message_field(2, dims)
-    return _string_field(1, info.name) + _message_field(2, _message_field(1, tensor))
+        dims = b"".join(encode_len_field(1, encode_int_field(1, d) if isinstance(d, int)
+                                         else encode_string_field(2, str(d))) for d in info.dims)
+        tensor += encode_len_field(2, dims)
+    return encode_string_field(1, info.name) + encode_len_field(2, encode_len_field(1, tensor))

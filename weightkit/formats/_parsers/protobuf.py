@@ -8,20 +8,27 @@ functions) and only when they are big enough to matter, and lets a visitor rewri
 each ``TensorProto`` it meets: the reader swaps payloads for references into the
 file, the writer swaps references back for payloads. Everything else is copied as
 bytes and parsed by onnx's own classes.
+
+It is also weightkit's one protobuf encoder: ``encode_*`` make single fields exactly as
+protobuf's own serializer does (varints, tags, length-delimited fields, floats), for
+every writer that builds ONNX messages without importing onnx.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = [
     "WireError", "Field", "Payload", "Chunk", "VARINT", "I64", "LEN", "I32",
-    "read_varint", "encode_varint", "encode_tag", "encode_len_field", "fields",
+    "read_varint", "encode_varint", "encode_tag", "encode_int_field", "encode_len_header", "encode_len_field",
+    "encode_string_field", "encode_float_field", "fields",
     "rewrite", "chunks_size", "looks_like_model", "MODEL", "TENSOR", "MAX_DEPTH",
 ]
 
 VARINT, I64, LEN, I32 = 0, 1, 2, 5
+_INT64_LIMIT = 2**63
 _WIRE_TYPES = (VARINT, I64, LEN, I32)
 
 #: Message nesting weightkit follows (protobuf's own parsers stop at 100 too).
@@ -96,6 +103,15 @@ def read_varint(buf: Any, pos: int, end: int) -> tuple[int, int]:
 
 
 def encode_varint(value: int) -> bytes:
+    """``value`` as a base-128 varint; a negative int64 as its 64-bit two's complement (ten bytes), as
+    protobuf encodes ``int64`` fields.
+
+    Raises:
+        ValueError: ``value`` fits neither int64 nor uint64.
+    """
+    if not -_INT64_LIMIT <= value < 2 * _INT64_LIMIT:
+        raise ValueError(f"{value} does not fit in 64 bits")
+    value &= 2 * _INT64_LIMIT - 1
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -105,12 +121,33 @@ def encode_varint(value: int) -> bytes:
 
 
 def encode_tag(number: int, wire: int) -> bytes:
+    """The key that starts field ``number`` of wire type ``wire``."""
     return encode_varint(number << 3 | wire)
 
 
+def encode_int_field(number: int, value: int) -> bytes:
+    """A complete varint field (int32, int64, enum or bool; negatives as two's complement)."""
+    return encode_tag(number, VARINT) + encode_varint(value)
+
+
+def encode_len_header(number: int, size: int) -> bytes:
+    """The tag and length of a length-delimited field whose ``size`` payload bytes follow separately."""
+    return encode_tag(number, LEN) + encode_varint(size)
+
+
 def encode_len_field(number: int, payload: bytes) -> bytes:
-    """A complete length-delimited field."""
-    return encode_tag(number, LEN) + encode_varint(len(payload)) + payload
+    """A complete length-delimited field (bytes, a submessage, or a packed repeated field)."""
+    return encode_len_header(number, len(payload)) + payload
+
+
+def encode_string_field(number: int, text: str) -> bytes:
+    """A complete string field, UTF-8 encoded."""
+    return encode_len_field(number, text.encode("utf-8"))
+
+
+def encode_float_field(number: int, value: float) -> bytes:
+    """A complete ``float`` field: four little-endian IEEE 754 bytes."""
+    return encode_tag(number, I32) + struct.pack("<f", value)
 
 
 def fields(buf: Any, start: int, end: int) -> Iterator[Field]:
@@ -190,7 +227,7 @@ def rewrite(buf: Any, start: int, end: int, visit: TensorVisitor, *, message: st
         if out is None:
             out = []
         out.append(buf[copied:field_start])
-        out.append(encode_tag(number, LEN) + encode_varint(chunks_size(inner)))
+        out.append(encode_len_header(number, chunks_size(inner)))
         out.extend(inner)
         copied = field_end
     if out is not None:

@@ -253,7 +253,7 @@ def _write_single(proto: Any, slots: list[_Slot], target: Path, force: bool, inp
         payload = wire.Payload(slots[index].size, slots[index].pieces)
         before = [buf[f.start:f.end] for f in found if f.number < 9]  # raw_data in field order, as protobuf writes
         after = [buf[f.start:f.end] for f in found if f.number > 9 and f.number not in (13, 14)]
-        return [*before, wire.encode_tag(9, wire.LEN) + wire.encode_varint(payload.size), payload, *after]
+        return [*before, wire.encode_len_header(9, payload.size), payload, *after]
 
     chunks = wire.rewrite(skeleton, 0, len(skeleton), expand, needle=needle) or [skeleton]
     with atomic_output(target, force=force, inputs=inputs) as temporary, open(temporary, "wb") as out:
