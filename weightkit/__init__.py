@@ -101,9 +101,10 @@ def check(first: Model | str | os.PathLike[str], head: Model | str | os.PathLike
     from .errors import UsageError
     from .ops.check import check_into, check_junction
 
-    if (head is None) == (into is None):
+    second = into if into is not None else head
+    if second is None or (head is not None and into is not None):
         raise UsageError("call check(backbone, head) or check(checkpoint, into=model)")
-    with _opened(first) as a, _opened(into if into is not None else head) as b:
+    with _opened(first) as a, _opened(second) as b:
         return check_into(a, b) if into is not None else check_junction(a, b, input_shape=input_shape)
 
 

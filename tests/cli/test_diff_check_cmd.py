@@ -67,7 +67,8 @@ def test_check_junction_json(capsys, tmp_path):
     code, out, _ = run(capsys, "check", "--json", tmp_path / "a.h5", tmp_path / "head.h5")
     document = json.loads(out)
     assert code == 1 and document["ok"] is False
-    assert document["findings"][0]["kind"] == "junction" and "'head_fc' expects 32" in document["findings"][0]["message"]
+    finding = document["findings"][0]
+    assert finding["kind"] == "junction" and "'head_fc' expects 32" in finding["message"]
 
 
 @pytest.mark.parametrize("argv", [

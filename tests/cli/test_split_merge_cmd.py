@@ -37,7 +37,8 @@ def test_split_proposes_writes_and_merge_rejoins(capsys, tmp_path, model_file):
     code, out, _ = run(capsys, "split", model_file, "--out", tmp_path)
     assert code == 0 and "cutting after 'out_relu'" in out
     assert (tmp_path / "backbone.keras").exists() and (tmp_path / "head.keras").exists()
-    code, out, _ = run(capsys, "merge", tmp_path / "backbone.keras", tmp_path / "head.keras", "-o", tmp_path / "m.keras")
+    backbone, head = tmp_path / "backbone.keras", tmp_path / "head.keras"
+    code, out, _ = run(capsys, "merge", backbone, head, "-o", tmp_path / "m.keras")
     assert code == 0 and "cut from this very backbone" in out
     x = np.random.default_rng(0).standard_normal((1, 32, 32, 3)).astype("float32")
     original = keras.saving.load_model(model_file).predict(x, verbose=0)

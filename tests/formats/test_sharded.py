@@ -16,8 +16,7 @@ import torch
 import weightkit
 from weightkit import Model
 from weightkit.cli import main
-from weightkit.formats import detect
-from weightkit.formats import sharded
+from weightkit.formats import detect, sharded
 
 INDEX = "model.safetensors.index.json"
 

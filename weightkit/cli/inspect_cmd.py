@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .render import console, fmt_bytes, fmt_count, fmt_shape, print_json
+
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,8 +70,10 @@ def _layer_table(model: Any) -> Any:
     from rich.table import Table
 
     table = Table(box=box.SIMPLE_HEAD, title_justify="left")
-    for column, justify in (("#", "right"), ("layer", "left"), ("class", "left"), ("kind", "left"),
-                            ("tensors", "left"), ("params", "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("#", "right"), ("layer", "left"), ("class", "left"), ("kind", "left"), ("tensors", "left"),
+        ("params", "right"))
+    for column, justify in columns:
         table.add_column(column, justify=justify)
     for index, layer in enumerate(model.layers):
         if layer.layers:

@@ -36,7 +36,7 @@ def fmt_count(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
 
 
-def fmt_bytes(value: int) -> str:
+def fmt_bytes(value: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if value < 1024 or unit == "GB":
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"

@@ -10,7 +10,6 @@ from ..formats import by_name, output_format_for, writable
 from .render import console, fmt_count, fmt_shape, print_json
 
 
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="the weight file to cut")
     parser.add_argument("--at", metavar="LAYER", help="the last layer of the backbone (default: proposed)")

@@ -14,12 +14,12 @@ import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from . import Format
 from ..errors import FileFormatError, UnsafeFileError
 from ..model import Model, Tensor
+from . import Format
 from ._probe import Probe
-from .state_dict import layers_from_state_dict
 from .safetensors.file import parse_json_strict
+from .state_dict import layers_from_state_dict
 
 __all__ = ["FORMAT", "sniff", "read", "MAX_INDEX_BYTES"]
 
@@ -55,7 +55,7 @@ def read(probe: Probe) -> Model:
         raise
     model = Model(
         layers=layers_from_state_dict(tensors),
-        format=_combined(shards, "format", "sharded-{}", "sharded"),
+        format=_combined(shards, "format", "sharded-{}") or "sharded",
         framework=_combined(shards, "framework"),
         framework_version=_combined(shards, "framework_version"),
         has_graph=False,

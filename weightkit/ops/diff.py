@@ -208,7 +208,8 @@ def _tensor_changes(a: Unit, b: Unit, values: bool) -> list[Change]:
         if ta.dtype != tb.dtype:
             changes.append(Change("retyped", role, ta, tb, f"{ta.dtype} → {tb.dtype}"))
         if ta.shape != tb.shape:
-            changes.append(Change("relaid", role, ta, tb, f"{ta.layout or '?'} {ta.shape} ↔ {tb.layout or '?'} {tb.shape}"))
+            note = f"{ta.layout or '?'} {ta.shape} ↔ {tb.layout or '?'} {tb.shape}"
+            changes.append(Change("relaid", role, ta, tb, note))
         if values:
             change = _value_change(role, ta, tb)
             if change:

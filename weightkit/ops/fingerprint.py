@@ -34,5 +34,5 @@ def _tensor_digest(tensor: Any) -> bytes:
     array = canonical_array(tensor)
     digest = hashlib.sha256()
     digest.update(f"{tensor.dtype}{array.shape}".encode())
-    digest.update(memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8)))  # no copy of the data
+    digest.update(np.ascontiguousarray(array).reshape(-1).view(np.uint8).data)  # no copy of the data
     return digest.digest()

@@ -9,7 +9,14 @@ import sys
 import pytest
 
 from weightkit.errors import FileFormatError, UnsafeFileError, UnsupportedError
-from weightkit.formats._parsers.unpickler import BASE_ALLOWLIST, ClassRef, PickledDict, PickledObject, Unpickler, unpickle
+from weightkit.formats._parsers.unpickler import (
+    BASE_ALLOWLIST,
+    ClassRef,
+    PickledDict,
+    PickledObject,
+    Unpickler,
+    unpickle,
+)
 
 PLAIN = [
     None, True, False, 0, 1, -1, 255, 256, 65535, 65536, -(2**31), 2**31, 2**70, -(2**70), 1.5, float("inf"),

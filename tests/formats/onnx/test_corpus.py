@@ -43,7 +43,8 @@ def test_float_data_initializers_listed_as_inputs(real_weights):
         assert [spec.name for spec in model.inputs] == ["input_1_0"]
         assert model.metadata["ir_version"] == 3 and model.metadata["writer"] == "OnnxMLTools 1.2.2.0129"
         dense = [layer for layer in model.layers if layer.kind == "dense"]
-        assert [(l.tensors["weight"].name, l.tensors["weight"].shape, l.tensors["weight"].layout) for l in dense] == [
+        weights = [layer.tensors["weight"] for layer in dense]
+        assert [(w.name, w.shape, w.layout) for w in weights] == [
             ("W", (16, 64), "IO"), ("W1", (64, 32), "IO"), ("W2", (32, 32), "IO"), ("W3", (32, 5), "IO")]
         assert all(layer.tensors["bias"].name.startswith("B") for layer in dense)
         assert assert_reads_like_onnx(model, path) == 8

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import ml_dtypes
@@ -208,7 +207,8 @@ def test_conv_bn_and_friends(tmp_path):
     path = _save(_model(nodes, inputs, outputs, inits), tmp_path / "cnn.onnx", check=False)
     with weightkit.load(path) as model:
         layers = {layer.name: layer for layer in model.layers}
-        summary = {name: (l.kind, {r: (t.name, t.layout) for r, t in l.tensors.items()}) for name, l in layers.items()}
+        summary = {name: (layer.kind, {r: (t.name, t.layout) for r, t in layer.tensors.items()})
+                   for name, layer in layers.items()}
         assert summary == {
             "conv": ("conv2d", {"weight": ("cw", "OIHW"), "bias": ("cb", None)}),
             "bn": ("batch_norm", {"weight": ("s", None), "bias": ("b", None), "running_mean": ("m", None),
@@ -233,11 +233,12 @@ def test_recurrent_layers(tmp_path):
               "gW": _f32(2, 3 * hidden, size), "gR": _f32(2, 3 * hidden, hidden),
               "rW": _f32(1, hidden, size), "rR": _f32(1, hidden, hidden)}
     nodes = [helper.make_node("LSTM", ["x", "W", "R", "B"], ["y"], name="lstm", hidden_size=hidden),
-             helper.make_node("GRU", ["x", "gW", "gR"], ["g"], name="gru", hidden_size=hidden, direction="bidirectional"),
+             helper.make_node("GRU", ["x", "gW", "gR"], ["g"], name="gru", hidden_size=hidden,
+                              direction="bidirectional"),
              helper.make_node("RNN", ["x", "rW", "rR"], ["r"], name="rnn", hidden_size=hidden)]
     inits = [numpy_helper.from_array(a, n) for n, a in arrays.items()]
-    path = _save(_model(nodes, [_value("x", [2, 1, size])], [_value(n, None) for n in "ygr"], inits), tmp_path / "r.onnx",
-                 check=False)
+    model = _model(nodes, [_value("x", [2, 1, size])], [_value(n, None) for n in "ygr"], inits)
+    path = _save(model, tmp_path / "r.onnx", check=False)
     with weightkit.load(path) as model:
         kinds = {layer.name: (layer.kind, sorted(layer.tensors)) for layer in model.layers}
         assert kinds == {"lstm": ("lstm", ["bias", "recurrent_weight", "weight"]),
@@ -320,10 +321,12 @@ def _if_model(depth: int, path: Path) -> tuple[Path, dict[str, np.ndarray]]:
         arrays[init_name], arrays[const_name] = _f32(3, 3), _f32(3)
         nodes = [helper.make_node("Constant", [], [const_name], value=numpy_helper.from_array(arrays[const_name])),
                  helper.make_node("MatMul", ["x", init_name], [f"m_{side}{level}"], name=f"mm_{side}{level}"),
-                 helper.make_node("Add", [f"m_{side}{level}", const_name], [f"out_{side}{level}"], name=f"add_{side}{level}")]
+                 helper.make_node("Add", [f"m_{side}{level}", const_name], [f"out_{side}{level}"],
+                                  name=f"add_{side}{level}")]
         if level < depth:
             nodes.append(helper.make_node("If", ["cond"], [f"deep_{side}{level}"], name=f"if_{side}{level}",
-                                          then_branch=branch(level + 1, "t", side), else_branch=branch(level + 1, "e", side)))
+                                          then_branch=branch(level + 1, "t", side),
+                                          else_branch=branch(level + 1, "e", side)))
             nodes.append(helper.make_node("Add", [f"out_{side}{level}", f"deep_{side}{level}"], [f"sum_{side}{level}"]))
             result = f"sum_{side}{level}"
         else:
@@ -332,7 +335,8 @@ def _if_model(depth: int, path: Path) -> tuple[Path, dict[str, np.ndarray]]:
         return helper.make_graph(nodes, f"b_{side}{level}", [], [_value(f"res_{side}{level}", [1, 3])],
                                  [numpy_helper.from_array(arrays[init_name], init_name)])
 
-    nodes = [helper.make_node("If", ["cond"], ["y"], name="top", then_branch=branch(1, "t"), else_branch=branch(1, "e"))]
+    nodes = [helper.make_node("If", ["cond"], ["y"], name="top",
+                              then_branch=branch(1, "t"), else_branch=branch(1, "e"))]
     inputs = [_value("x", [1, 3]), helper.make_tensor_value_info("cond", TensorProto.BOOL, [])]
     return _save(_model(nodes, inputs, [_value("y", [1, 3])]), path), arrays
 
@@ -344,7 +348,8 @@ def test_weights_inside_nested_subgraphs(tmp_path):
         assert names == set(arrays)
         assert assert_reads_like_onnx(model, path) == len(arrays)
         deep = model.layer("top/then_branch/if_t1/else_branch/if_te2/then_branch/mm_tet3")
-        assert deep.kind == "dense" and deep.tensors["weight"].name == "w_tet3" and deep.tensors["bias"].name == "k_tet3"
+        assert deep.kind == "dense"
+        assert deep.tensors["weight"].name == "w_tet3" and deep.tensors["bias"].name == "k_tet3"
         assert model.layer("top/then_branch").kind == "subgraph"
         assert model.metadata["op_histogram"]["If"] == 1 + 2 + 4
         import onnxruntime as ort
@@ -387,7 +392,8 @@ def test_every_element_type_in_raw_and_typed_fields(tmp_path, dtype, size, raw):
     values = (RNG.standard_normal(size) * 3).astype(np.float32)
     if dtype in (ml_dtypes.uint4, ml_dtypes.uint2, np.uint8, np.uint16, np.uint32, np.uint64, ml_dtypes.float8_e8m0fnu):
         values = np.abs(values)
-    array = values.astype(dtype) if dtype not in (ml_dtypes.int2, ml_dtypes.uint2) else np.clip(values, -1, 1).astype(dtype)
+    two_bit = dtype in (ml_dtypes.int2, ml_dtypes.uint2)
+    array = np.clip(values, -1, 1).astype(dtype) if two_bit else values.astype(dtype)
     code = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
     if raw:
         tensor = numpy_helper.from_array(array, "t")
@@ -463,7 +469,8 @@ def test_qdq_weights_fold_into_their_layer(tmp_path):
         assert "weight_scale" in conv.tensors["weight"].note
         assert conv.config["folded"] == ["dq_w", "dq_b"]
         assert [layer.name for layer in model.layers] == ["q", "dq", "conv"]
-        assert model.layer("q").kind == "quantizelinear" and set(model.layer("q").tensors) == {"y_scale", "y_zero_point"}
+        quantize = model.layer("q")
+        assert quantize.kind == "quantizelinear" and set(quantize.tensors) == {"y_scale", "y_zero_point"}
         assert model.layer("dq").config["shared"] == {"x_scale": "xs", "x_zero_point": "xz"}
         assert assert_reads_like_onnx(model, path) == 7
 
@@ -475,7 +482,8 @@ def test_qlinear_and_integer_ops(tmp_path):
     arrays = {"xs": f32(0.1), "xz": u8(128), "w": w, "ws": f32(0.2), "wz": i8(0), "ys": f32(0.3), "yz": u8(128),
               "bias": RNG.integers(-100, 100, 4).astype(np.int32), "b": b, "bs": f32(0.5), "bz": i8(0),
               "w2": w.copy(), "w2z": i8(1), "b2": b.copy(), "b2z": i8(2)}
-    nodes = [helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "bias"], ["y"], name="qconv"),
+    nodes = [helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "bias"], ["y"],
+                              name="qconv"),
              helper.make_node("QLinearMatMul", ["m", "xs", "xz", "b", "bs", "bz", "ys", "yz"], ["mm"], name="qmm"),
              helper.make_node("ConvInteger", ["x", "w2", "xz", "w2z"], ["ci"], name="convint"),
              helper.make_node("MatMulInteger", ["m", "b2", "xz", "b2z"], ["mi"], name="mmint")]
@@ -511,7 +519,8 @@ def test_sparse_initializer_is_reported_not_read(tmp_path):
 
 def test_ir3_initializers_listed_as_inputs_are_not_inputs(tmp_path):
     w = _f32(2, 2)
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g", [_value("x", [1, 2]), _value("w", [2, 2])],
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [_value("x", [1, 2]), _value("w", [2, 2])],
                               [_value("y", [1, 2])], [numpy_helper.from_array(w, "w")])
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 8)], ir_version=3)
     path = _save(proto, tmp_path / "ir3.onnx")

@@ -98,7 +98,8 @@ NETWORKS = {
     "block": (Block, lambda: (torch.randn(2, 3, 8),)),
 }
 WEIGHT_ROLES = {"weight", "bias", "recurrent_weight", "running_mean", "running_var"}
-CASES = [("cnn", e) for e in EXPORTS] + [(n, e) for n in ("mlp", "recurrent", "block") for e in ("torchscript", "dynamo")]
+CASES = [("cnn", e) for e in EXPORTS] + [
+    (n, e) for n in ("mlp", "recurrent", "block") for e in ("torchscript", "dynamo")]
 
 
 def randomized(network: torch.nn.Module) -> torch.nn.Module:
@@ -143,7 +144,7 @@ def forms(state: dict[str, np.ndarray]) -> dict[str, list[bytes]]:
     for prefix, order in (("lstm", [0, 3, 1, 2]), ("gru", [1, 0, 2])):
         if f"{prefix}.weight_ih_l0" not in state:
             continue
-        gates = lambda a: np.concatenate([np.split(a, len(order))[i] for i in order])  # noqa: E731
+        gates = lambda a, order=order: np.concatenate([np.split(a, len(order))[i] for i in order])  # noqa: E731
         for kind in ("ih", "hh"):
             found[f"{prefix}.weight_{kind}_l0"] = [gates(state[f"{prefix}.weight_{kind}_l0"])[None].tobytes()]
         bias = np.concatenate([gates(state[f"{prefix}.bias_ih_l0"]), gates(state[f"{prefix}.bias_hh_l0"])])[None]

@@ -315,7 +315,7 @@ def test_broken_file_is_one_clear_line_and_exit_2(tmp_path, capsys, case):
 @pytest.mark.parametrize("case", sorted(set(BROKEN) - LIBRARY_ACCEPTS))
 def test_safetensors_library_refuses_the_same_files(tmp_path, case):
     path = _broken_file(tmp_path, case)
-    with pytest.raises(Exception):
+    with pytest.raises(safetensors.SafetensorError):
         with safetensors.safe_open(path, framework="np") as handle:
             for name in handle.keys():
                 handle.get_tensor(name)

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from weightkit.errors import WeightkitError
-from weightkit.formats.torch import read as torch_format
 from weightkit.formats._probe import probe
+from weightkit.formats.torch import read as torch_format
 
 torch = pytest.importorskip("torch")
 

@@ -281,7 +281,10 @@ def _handmade_zip(path, state, *, folder="archive", byteorder="little", keys=Non
     class Pickler(pickle.Pickler):
         def persistent_id(self, obj):
             if isinstance(obj, torch.storage.TypedStorage):
-                key = (keys or (lambda i: str(i)))(len(storages)) if obj._cdata not in storages else storages[obj._cdata][0]
+                if obj._cdata in storages:
+                    key = storages[obj._cdata][0]
+                else:
+                    key = (keys or str)(len(storages))
                 storages[obj._cdata] = (key, obj)
                 return ("storage", getattr(torch, obj._pickle_storage_type()), key, location, obj._size())
             return None

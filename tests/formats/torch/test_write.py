@@ -13,8 +13,8 @@ import pytest
 
 import weightkit
 from weightkit import Layer, Model, Tensor, UnsupportedError, UsageError
-from weightkit.formats.torch import write as torch_write
 from weightkit.formats._parsers.zip import member_offset
+from weightkit.formats.torch import write as torch_write
 
 from .test_read import DTYPES, assert_same, sample
 

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import codecs
 import datetime
+import inspect
 import mmap
 import pathlib
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,7 +127,7 @@ class PickledObject:
         return f"<object {self.class_name}>"
 
 
-class PickledDict(dict):  # type: ignore[type-arg]
+class PickledDict(dict):
     """A dict from the file (``collections.OrderedDict`` and friends); ``attrs`` holds what BUILD set."""
 
     def __init__(self, *args: Any, class_name: str = "collections.OrderedDict"):
@@ -133,7 +135,7 @@ class PickledDict(dict):  # type: ignore[type-arg]
         self.class_name = class_name
         self.attrs: dict[str, Any] = {}
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
 
 class Allowlist:
@@ -214,11 +216,15 @@ class Unpickler:
             if error.path is None:
                 error.path = str(self.path) if self.path is not None else None
             raise
-        except (_Corrupt, IndexError, KeyError, TypeError, ValueError, OverflowError, struct.error,
-                UnicodeDecodeError, RecursionError, AttributeError) as exc:
+        # What damaged bytes cause here. A TypeError or AttributeError is not among them: the
+        # interpreter turns the TypeErrors a file can cause (an unhashable key, a builder called
+        # with the wrong arguments) into _Corrupt where they happen, so any other is a bug in
+        # weightkit and surfaces as one.
+        except (_Corrupt, IndexError, KeyError, ValueError, OverflowError, struct.error,
+                UnicodeDecodeError, RecursionError) as exc:
             reason = str(exc) or type(exc).__name__
             raise FileFormatError(f"{self.what} is corrupted near byte {self.pos}: {reason}", path=self.path,
-                                  hint="the file may be truncated or damaged") from None
+                                  hint="the file may be truncated or damaged") from exc
         except MemoryError:
             raise UnsafeFileError(f"{self.what} needs more memory than is available; refused",
                                   path=self.path) from None
@@ -280,7 +286,8 @@ class Unpickler:
                         default=0)
         if depth > _MAX_NESTING:
             raise _Corrupt(f"tuples nested more than {_MAX_NESTING} deep")
-        value = kind(items)
+        with _file_fault():
+            value = kind(items)
         self._depth[id(value)] = depth
         return value
 
@@ -315,7 +322,7 @@ class Unpickler:
         if not isinstance(args, tuple):
             raise _Corrupt(f"{opcode} arguments are not a tuple")
         if isinstance(func, Global) and func.builder is not None:
-            return func.builder(*args)
+            return _call_builder(func.builder, args, {})
         if isinstance(func, Global | ClassRef):
             raise _Refusal(f"calls {func.qualname}, which is not on weightkit's allowlist")
         raise _Refusal(f"calls a {type(func).__name__} object ({opcode} on something that is not a global)")
@@ -327,7 +334,7 @@ class Unpickler:
         if isinstance(cls, ClassRef):
             return PickledObject(cls.qualname, args + ((kwargs,) if kwargs else ()))
         if isinstance(cls, Global) and cls.builder is not None:
-            return cls.builder(*args, **(kwargs or {}))
+            return _call_builder(cls.builder, args, kwargs or {})
         name = cls.qualname if isinstance(cls, Global) else type(cls).__name__
         raise _Refusal(f"creates an object of {name} (NEWOBJ), which is not on weightkit's allowlist")
 
@@ -351,6 +358,37 @@ class Unpickler:
         if self.persistent_load is None:
             raise _Corrupt("persistent id in a pickle that has no external data")
         return self.persistent_load(pid)
+
+
+def _call_builder(builder: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``builder(*args, **kwargs)``; arguments it cannot take are the file's fault, not a bug."""
+    try:
+        return builder(*args, **kwargs)
+    except TypeError as exc:
+        if _binds(builder, args, kwargs):
+            raise  # raised inside the builder: a bug in weightkit
+        raise _Corrupt(str(exc)) from exc
+
+
+def _binds(builder: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    try:
+        inspect.signature(builder).bind(*args, **kwargs)
+    except TypeError:
+        return False
+    return True
+
+
+@contextmanager
+def _file_fault() -> Iterator[None]:
+    """Around one step on values from the file, where a TypeError is the file's fault.
+
+    An unhashable dict key or set item, a pair that is not a pair, a date whose state
+    bytes do not make one: the step names what it guards.
+    """
+    try:
+        yield
+    except TypeError as exc:
+        raise _Corrupt(str(exc)) from exc
 
 
 # --- opcode handlers ------------------------------------------------------------------
@@ -543,7 +581,8 @@ def _dict(m: Unpickler) -> None:
     items = m._pop_mark()
     if len(items) % 2:
         raise _Corrupt("DICT with an odd number of items")
-    m._push({items[i]: items[i + 1] for i in range(0, len(items), 2)})
+    with _file_fault():
+        m._push({items[i]: items[i + 1] for i in range(0, len(items), 2)})
 
 
 def _empty_set(m: Unpickler) -> None:
@@ -592,8 +631,9 @@ def _set_items(target: Any, items: list[Any]) -> None:
         destination = target.items
     else:
         raise _Refusal(f"sets items of a {type(target).__name__} (SETITEM works on dicts only)")
-    for i in range(0, len(items), 2):
-        destination[items[i]] = items[i + 1]
+    with _file_fault():
+        for i in range(0, len(items), 2):
+            destination[items[i]] = items[i + 1]
 
 
 def _additems(m: Unpickler) -> None:
@@ -601,7 +641,8 @@ def _additems(m: Unpickler) -> None:
     target = m._top()
     if type(target) is not set:
         raise _Refusal(f"adds items to a {type(target).__name__} (ADDITEMS works on sets only)")
-    target.update(items)
+    with _file_fault():
+        target.update(items)
 
 
 def _get(m: Unpickler) -> None:
@@ -741,17 +782,22 @@ def _dict_of(class_name: str, args: tuple[Any, ...]) -> PickledDict:
         if not isinstance(pairs, list | tuple) and not isinstance(source, dict):
             raise _Corrupt(f"{class_name} argument is not a list of pairs")
         for pair in pairs:
-            key, value = pair
-            result[key] = value
+            with _file_fault():  # a pair that is not one, or an unhashable key
+                key, value = pair
+                result[key] = value
     return result
 
 
 def _set(*args: Any) -> set[Any]:
-    return set(_sequence("set", args))
+    items = _sequence("set", args)
+    with _file_fault():
+        return set(items)
 
 
 def _frozenset_of(*args: Any) -> frozenset[Any]:
-    return frozenset(_sequence("frozenset", args))
+    items = _sequence("frozenset", args)
+    with _file_fault():
+        return frozenset(items)
 
 
 def _sequence(name: str, args: tuple[Any, ...]) -> list[Any] | tuple[Any, ...]:
@@ -802,13 +848,16 @@ def _datetime(state: Any, tzinfo: Any = None) -> str:
     """``datetime.datetime`` from its 10-byte pickle state, as ISO text (the time zone is dropped)."""
     if not isinstance(state, bytes) or len(state) != 10:
         raise _Corrupt("datetime state is not 10 bytes")
-    return datetime.datetime(state).isoformat()  # type: ignore[arg-type]
+    with _file_fault():  # a month byte outside 1..12 makes datetime read the bytes as a year
+        # datetime's one-argument form takes its own pickle state; typeshed does not know it.
+        return datetime.datetime(state).isoformat()  # type: ignore[arg-type, call-arg]
 
 
 def _date(state: Any) -> str:
     if not isinstance(state, bytes) or len(state) != 4:
         raise _Corrupt("date state is not 4 bytes")
-    return datetime.date(state).isoformat()  # type: ignore[arg-type]
+    with _file_fault():  # as in _datetime
+        return datetime.date(state).isoformat()  # type: ignore[arg-type, call-arg]  # as in _datetime
 
 
 def _timedelta(days: Any = 0, seconds: Any = 0, microseconds: Any = 0) -> float:

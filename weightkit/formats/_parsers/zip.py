@@ -12,7 +12,7 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from ...errors import FileFormatError, UnsafeFileError
 
@@ -58,7 +58,8 @@ def open_member(archive: zipfile.ZipFile, name: str, path: Path) -> IO[bytes]:
     except KeyError:
         raise FileFormatError(f"zip archive has no member {name!r}", path=path) from None
     if info.compress_type == zipfile.ZIP_STORED:
-        return FileSlice(path, member_offset(archive, info, path), info.file_size)
+        # A FileSlice has every method of a binary file; typeshed's RawIOBase is just not an IO[bytes].
+        return cast(IO[bytes], FileSlice(path, member_offset(archive, info, path), info.file_size))
     if info.file_size > max(info.compress_size, 1) * MAX_INFLATE_RATIO:
         raise UnsafeFileError(
             f"zip member {name!r} claims to inflate {info.compress_size} bytes to {info.file_size}; "
@@ -74,7 +75,7 @@ class FileSlice(io.RawIOBase):
 
     def __init__(self, path: Path, offset: int, size: int):
         super().__init__()
-        self._file = open(path, "rb")
+        self._file = open(path, "rb")  # noqa: SIM115  # the slice owns it; close() closes it
         self._offset = offset
         self._size = size
         self._position = 0
@@ -93,6 +94,8 @@ class FileSlice(io.RawIOBase):
     def tell(self) -> int:
         return self._position
 
+    # RawIOBase.readinto takes any writable buffer; this one slices it, which bytearray and
+    # memoryview (all the callers pass) can do.
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         count = max(0, min(len(buffer), self._size - self._position))
         if count == 0:

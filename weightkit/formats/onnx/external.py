@@ -131,7 +131,8 @@ def _relative(location: str, tensor: str, model_path: Path) -> PurePosixPath:
         raise _unsafe(location, tensor, "is empty", model_path)
     if "\0" in location:
         raise _unsafe(location, tensor, "contains a NUL character", model_path)
-    if PurePosixPath(location).is_absolute() or PureWindowsPath(location).is_absolute() or PureWindowsPath(location).drive:
+    windows = PureWindowsPath(location)
+    if PurePosixPath(location).is_absolute() or windows.is_absolute() or windows.drive:
         raise _unsafe(location, tensor, "is an absolute path", model_path)
     parts = [part for part in re.split(r"[\\/]", location) if part not in ("", ".")]
     if ".." in parts:

@@ -32,6 +32,13 @@ _GRAPH, _GRAPHS = 5, 10
 _OPERAND_DTYPES = ("int64", "int32")
 
 
+def _node_config(layer: Layer) -> dict[str, Any]:
+    """The config of a layer made from a node (`_node_layer` always gives it one)."""
+    if layer.config is None:
+        layer.config = {}
+    return layer.config
+
+
 class _Names:
     """Names of a graph, falling back to its enclosing graphs' (a small, fast ChainMap)."""
 
@@ -210,7 +217,7 @@ class GraphReader:
                 continue
             role = ops.role_of(node.op_type, node.domain, names, variadic, position)
             if scope.is_constant(edge) and scope.owners.get(edge, id(node)) != id(node):
-                layer.config.setdefault("shared", {})[role] = edge
+                _node_config(layer).setdefault("shared", {})[role] = edge
             elif scope.is_constant(edge):
                 self._absorb(edge, role, layer, scope, absorbed, flipped=False, depth=0)
             elif scope.producers.get(edge) and scope.producers[edge] not in layer.inbound:
@@ -226,7 +233,8 @@ class GraphReader:
         return layer
 
     def _subgraph_layer(self, label: str, graph: Any, scope: _Scope) -> Layer:
-        config = {"name": graph.name, "inputs": [v.name for v in graph.input], "outputs": [v.name for v in graph.output]}
+        config = {"name": graph.name, "inputs": [v.name for v in graph.input],
+                  "outputs": [v.name for v in graph.output]}
         return Layer(label, kind="subgraph", type_name="Graph", config=config, layers=self._graph_layers(graph, scope))
 
     def _absorb(self, edge: str, role: str, layer: Layer, scope: _Scope, absorbed: _Absorbed,
@@ -238,7 +246,7 @@ class GraphReader:
             return
         node = scope.chains[edge]
         if id(node) in self._absorbed_nodes or depth > 32:
-            layer.config.setdefault("shared", {})[role] = edge
+            _node_config(layer).setdefault("shared", {})[role] = edge
             return
         self._absorbed_nodes.add(id(node))
         absorbed.folded.append(node.name or f"{node.op_type}({edge})")
@@ -252,7 +260,8 @@ class GraphReader:
         for position, inner in enumerate(node.input):
             if not inner:
                 continue
-            inner_role = role if position == 0 else f"{role}_{_suffix(ops.role_of(node.op_type, '', names, variadic, position))}"
+            inner_role = (role if position == 0
+                          else f"{role}_{_suffix(ops.role_of(node.op_type, '', names, variadic, position))}")
             self._absorb(inner, inner_role, layer, scope, absorbed, flipped if position == 0 else False, depth + 1)
 
     def _alias(self, edge: str, scope: _Scope) -> Tensor | None:
@@ -273,10 +282,10 @@ class GraphReader:
     def _attach(self, layer: Layer, role: str, tensor: Tensor) -> None:
         if _is_operand(layer, role, tensor):  # axes, shapes, indices: part of the op, not a weight
             self._owned.add(id(tensor))
-            layer.config.setdefault("constants", {})[role] = _operand_value(tensor)
+            _node_config(layer).setdefault("constants", {})[role] = _operand_value(tensor)
             return
         if id(tensor) in self._owned:
-            layer.config.setdefault("shared", {})[role] = tensor.name
+            _node_config(layer).setdefault("shared", {})[role] = tensor.name
             return
         self._owned.add(id(tensor))
         tensor.role = role
@@ -297,7 +306,7 @@ class GraphReader:
                                           absorbed.flipped.get("weight", False))
             weight.note = weight.note or ops.weight_note(node.op_type, layer)
         if absorbed.folded:
-            layer.config["folded"] = absorbed.folded
+            _node_config(layer)["folded"] = absorbed.folded
 
     # -- MatMul + Add ---------------------------------------------------------------
 
@@ -334,8 +343,8 @@ class GraphReader:
         other = add.input[1] if add.input[0] == matmul.output[0] else add.input[0]
         absorbed = _Absorbed()
         self._absorb(other, "bias", layer, scope, absorbed, flipped=False, depth=0)
-        layer.config["folded"] = layer.config.get("folded", []) + absorbed.folded + [add.name or "Add"]
-        layer.config["outputs"] = list(add.output)
+        _node_config(layer)["folded"] = _node_config(layer).get("folded", []) + absorbed.folded + [add.name or "Add"]
+        _node_config(layer)["outputs"] = list(add.output)
         for output in add.output:
             scope.producers[output] = layer.name
 

@@ -33,7 +33,8 @@ def model_metadata(proto: Any, histogram: Counter[str], external_files: list[str
         "doc_string": _short(text(proto.doc_string) or text(graph.doc_string)),
         "metadata_props": {text(entry.key): text(entry.value) for entry in proto.metadata_props} or None,
         "op_histogram": dict(histogram.most_common()) or None,
-        "functions": [text(f"{text(f.domain)}::{text(f.name)}" if f.domain else f.name) for f in proto.functions] or None,
+        "functions": [text(f"{text(f.domain)}::{text(f.name)}" if f.domain else f.name)
+                      for f in proto.functions] or None,
         "training_info": len(proto.training_info) or None,
         "sparse_initializers": len(graph.sparse_initializer) or None,
         "external_data": external_files or None,

@@ -14,8 +14,8 @@ from typing import Any
 from ...model import Layer
 from .source import onnx_dtype
 
-__all__ = ["DEFAULT_DOMAINS", "input_names", "role_of", "is_weight_role", "has_weight_roles", "kind_of", "layout_of", "weight_note",
-           "node_config", "attribute_value", "is_default_domain"]
+__all__ = ["DEFAULT_DOMAINS", "input_names", "role_of", "is_weight_role", "has_weight_roles", "kind_of", "layout_of",
+           "weight_note", "node_config", "attribute_value", "is_default_domain"]
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 

@@ -37,9 +37,8 @@ def read(probe: Probe) -> Model:
         FileFormatError: a truncated or corrupted protobuf, a model without a graph, missing external data.
         UnsafeFileError: external data that leaves the model's folder or is not a plain file.
     """
-    from .source import OnnxSource
-
     from .._owned import owned_by_model
+    from .source import OnnxSource
 
     with _collector_paused():
         return owned_by_model(OnnxSource(probe.path), _model)

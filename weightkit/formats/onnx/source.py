@@ -82,7 +82,7 @@ class OnnxSource:
         self._self_spans: set[tuple[int, int]] = set()
         self._loaders: dict[int, Callable[[], np.ndarray]] = {}
         self._location_entry: bytes | None = None
-        self._handle = open(path, "rb")
+        self._handle = open(path, "rb")  # noqa: SIM115  # the source owns it; close() closes it
         try:
             self.proto = self._parse()
         except BaseException:
@@ -208,7 +208,7 @@ class OnnxSource:
         self._read_into(where, memoryview(buffer))
         return buffer
 
-    def iter_bytes(self, where: Span, chunk: int = 1 << 24) -> Iterator[bytes]:
+    def iter_bytes(self, where: Span, chunk: int = 1 << 24) -> Iterator[bytearray]:
         """The raw bytes at a span, in pieces of at most ``chunk`` bytes (for copying big tensors)."""
         for start in range(0, where.length, chunk):
             yield self.read_bytes(Span(where.file, where.offset + start, min(chunk, where.length - start)))
@@ -219,7 +219,7 @@ class OnnxSource:
         def load() -> np.ndarray:
             if dtype in _NUMPY_READABLE and sys.byteorder == "little":
                 array = np.empty(shape, dtype=dtypes.to_numpy(dtype))
-                self._read_into(where, memoryview(array.reshape(-1).view(np.uint8)))
+                self._read_into(where, array.reshape(-1).view(np.uint8).data)
                 return array
             return _array_from_raw(bytes(self.read_bytes(where)), shape, code, name, self.path)
 
@@ -248,7 +248,8 @@ class OnnxSource:
                          len(proto.double_data), len(proto.uint64_data))
             found, expected = values, _typed_count(tensor)
         if found != expected:
-            raise FileFormatError(f"tensor {tensor.name!r} holds {found} {'bytes' if proto.HasField('raw_data') else 'values'} "
+            unit = "bytes" if proto.HasField("raw_data") else "values"
+            raise FileFormatError(f"tensor {tensor.name!r} holds {found} {unit} "
                                   f"but its shape {list(tensor.shape)} and type {tensor.dtype} need {expected}",
                                   path=self.path, hint="the file is corrupted")
 

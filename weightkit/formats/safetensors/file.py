@@ -9,6 +9,7 @@ multiple of 8, tensors sorted by dtype alignment (widest first), then by name.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -322,14 +323,14 @@ class _Source:
     def __init__(self, path: Path):
         self.path = path
         try:
-            self.handle: IO[bytes] = open(path, "rb")
+            self.handle: io.BufferedReader = open(path, "rb")  # noqa: SIM115  # closed by close()
         except OSError as exc:
             raise FileFormatError(f"cannot read it: {exc.strerror}", path=path) from None
         self._lock = threading.Lock()
 
     def read_into(self, offset: int, target: np.ndarray) -> None:
         """Fill ``target``'s bytes from ``offset`` in the file."""
-        view = memoryview(target.reshape(-1).view(np.uint8))
+        view = target.reshape(-1).view(np.uint8).data
         with self._lock:
             if self.handle.closed:
                 raise FileFormatError("the model was closed; its tensors can no longer be read", path=self.path)
@@ -468,14 +469,15 @@ def _write_tensor(handle: IO[bytes], item: _Planned) -> None:
     array = np.asarray(tensor.read())
     if tuple(array.shape) != tuple(tensor.shape) or dtypes.from_numpy(array.dtype) != tensor.dtype:
         raise FileFormatError(f"tensor {tensor.name!r} was declared {tensor.dtype}{list(tensor.shape)} but reads as "
-                              f"{dtypes.from_numpy(array.dtype)}{list(array.shape)}", hint="the source file is corrupted")
+                              f"{dtypes.from_numpy(array.dtype)}{list(array.shape)}",
+                              hint="the source file is corrupted")
     if item.code == "F4":
         data = _pack_f4(np.ascontiguousarray(array))
     else:
         data = np.ascontiguousarray(array, dtype=_little_endian(array.dtype)).reshape(-1).view(np.uint8)
     if data.nbytes != item.nbytes:
         raise FileFormatError(f"tensor {tensor.name!r} gave {data.nbytes} bytes, {item.nbytes} expected")
-    handle.write(memoryview(data))
+    handle.write(data.data)
 
 
 def _little_endian(dtype: np.dtype) -> np.dtype:

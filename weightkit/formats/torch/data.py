@@ -23,8 +23,8 @@ import numpy as np
 from ... import dtypes
 from ...errors import FileFormatError, UsageError
 from ...model import Tensor
-from .pickle import StorageRef, TorchTensor, element_size
 from .._parsers.zip import member_offset, open_member
+from .pickle import StorageRef, TorchTensor, element_size
 
 __all__ = ["StorageFile", "ZipStorages", "to_tensor", "zip_errors", "contiguous_strides"]
 
@@ -65,12 +65,12 @@ class StorageFile:
             raise UsageError("the model was closed; its tensors can no longer be read",
                              hint="read tensors inside the `with weightkit.load(...)` block")
         if self._handle is None:
-            self._handle = open(self.path, "rb", buffering=0)
+            self._handle = open(self.path, "rb", buffering=0)  # noqa: SIM115  # kept open; close() closes it
         buffer = np.empty(count, dtype=np.uint8)
         self._handle.seek(offset)
-        got = self._handle.readinto(memoryview(buffer)) if count else 0
+        got = self._handle.readinto(buffer.data) if count else 0
         while got < count:
-            more = self._handle.readinto(memoryview(buffer)[got:])
+            more = self._handle.readinto(buffer.data[got:])
             if not more:
                 raise FileFormatError(f"storage data ends early at byte {offset + got}", path=self.path,
                                       hint="the file is truncated")

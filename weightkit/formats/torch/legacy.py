@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import FileFormatError, UnsafeFileError, UnsupportedError
+from .._parsers.unpickler import BASE_ALLOWLIST, ClassRef, Global, Unpickler
 from .data import StorageFile
 from .pickle import TORCH_ALLOWLIST, StorageKind, StorageRef, TorchTensor, element_size, storage_from_pid
-from .._parsers.unpickler import BASE_ALLOWLIST, ClassRef, Global, Unpickler
 
 __all__ = ["MAGIC_NUMBER", "is_legacy", "is_tar", "read_stream", "read_tar"]
 

@@ -240,6 +240,8 @@ def _parameter(data: Any = None, requires_grad: Any = True) -> TorchTensor:
 
 def _rebuild_qtensor(storage: Any, offset: Any, size: Any, stride: Any, qparams: Any, requires_grad: Any,
                      hooks: Any = None) -> TorchTensor:
+    if not hasattr(qparams, "__len__"):
+        raise ValueError("quantized tensor parameters are not a tuple")
     tensor = _rebuild_tensor(storage, offset, size, stride)
     scheme = qparams[0] if isinstance(qparams, tuple) and qparams else None
     scheme_name = scheme.value if isinstance(scheme, Global) else str(scheme)

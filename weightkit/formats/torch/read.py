@@ -11,22 +11,21 @@ from the zip member or file offset when asked.
 from __future__ import annotations
 
 import json
-
 import zipfile
 from pathlib import Path
 from typing import Any
 
 from ...errors import FileFormatError, UnsafeFileError, UnsupportedError
 from ...model import Model
-from . import legacy
 from .._owned import owned_by_model
+from .._parsers.unpickler import Unpickler
+from .._parsers.zip import open_member, open_zip
 from .._probe import Probe
+from . import legacy
 from .data import StorageFile, ZipStorages, zip_errors
 from .layers import build_model
 from .pickle import TORCH_ALLOWLIST, StorageRef, storage_from_pid
 from .tree import describe
-from .._parsers.unpickler import Unpickler
-from .._parsers.zip import open_member, open_zip
 
 __all__ = ["sniff", "read", "LABEL", "MAX_PICKLE_BYTES"]
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._parsers.numpy_pickle import NumpyArray
-from .pickle import TorchTensor
 from .._parsers.unpickler import ClassRef, Global, PickledDict, PickledObject
+from .pickle import TorchTensor
 
 __all__ = ["Contents", "ModuleRecord", "describe", "short_class_name"]
 

@@ -83,7 +83,7 @@ def write(model: Model, path: str | os.PathLike[str], *, force: bool = False) ->
 
 def _plan(tensors: list[Tensor]) -> list[_Planned]:
     seen: set[str] = set()
-    plan = []
+    plan: list[_Planned] = []
     for tensor in tensors:
         if tensor.name in seen:
             raise UnsupportedError(f"two tensors are named {tensor.name!r}; state_dict keys must be unique",
@@ -182,7 +182,7 @@ def _write_tensor(archive: zipfile.ZipFile, handle: object, name: str, item: _Pl
     array = np.asarray(tensor.read(), dtype=dtypes.to_numpy(tensor.dtype), order="C")
     if array.shape != tuple(tensor.shape):
         raise FileFormatError(f"tensor {tensor.name!r} read as shape {array.shape}, not {tuple(tensor.shape)}")
-    raw = memoryview(array.reshape(-1).view(np.uint8))
+    raw = array.reshape(-1).view(np.uint8).data
     info, zip64 = _record_info(handle, name, len(raw))
     with archive.open(info, "w", force_zip64=zip64) as member:
         for start in range(0, len(raw), _CHUNK):
