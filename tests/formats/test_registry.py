@@ -131,10 +131,10 @@ def test_saving_a_shard_elsewhere_works(sharded, tmp_path):
 
 
 def test_registry_names_formats_once_with_onnx_sniffed_last():
-    names = [f.name for f in formats.REGISTRY]
+    names = [f.name for f in formats.registry()]
     assert len(names) == len(set(names))
     assert set(WRITABLE) | {"sharded"} <= set(names)
-    sniffed = [f.name for f in formats.REGISTRY if f.sniff is not None]
+    sniffed = [f.name for f in formats.registry() if f.sniff is not None]
     assert sniffed[-1] == "onnx"  # protobuf has no magic number: it is tried after every signature
     assert repr(formats.by_name("onnx")) == "<Format onnx>"
 
@@ -169,7 +169,7 @@ def test_detect_a_missing_file(tmp_path):
 
 def test_writable_and_by_name():
     assert sorted(f.name for f in formats.writable()) == sorted(WRITABLE)
-    assert formats.writable() == [f for f in formats.REGISTRY if f.write is not None]  # in registry order
+    assert formats.writable() == [f for f in formats.registry() if f.write is not None]  # in registry order
     assert all(f.write is not None for f in formats.writable())
     assert formats.by_name("torch").suffixes[0] == ".pt"
     with pytest.raises(UsageError, match="'sharded'") as refused:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 
 from .render import console, print_json
+from .split_cmd import WritableFormats
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("backbone", help="the backbone part")
     parser.add_argument("head", help="the head part")
     parser.add_argument("-o", "--output", required=True, metavar="OUT", help="the merged file (format from its suffix)")
-    parser.add_argument("--format", help="output format, when the suffix does not say")
+    parser.add_argument("--format", choices=WritableFormats(), metavar="FORMAT",
+                        help="output format, when the suffix does not say: %(choices)s")
     parser.add_argument("--force", action="store_true", help="merge even if the junction does not fit; replace OUT")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
 

@@ -5,9 +5,27 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from collections.abc import Iterator
+
 from ..errors import UsageError
-from ..formats import by_name, output_format_for, writable
 from .render import console, fmt_count, fmt_shape, print_json
+
+
+class WritableFormats:
+    """``--format`` choices from the format registry, read only when argparse checks or shows them,
+    so that ``weightkit --help`` does not import every reader."""
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    @staticmethod
+    def _names() -> list[str]:
+        from ..formats import writable
+
+        return sorted(f.name for f in writable())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--head-prefix", metavar="PREFIX", action="append",
                         help="keys under PREFIX are the head (state dicts; repeatable)")
     parser.add_argument("--out", metavar="DIR", help="where to write backbone.EXT and head.EXT")
-    parser.add_argument("--format", choices=sorted(f.name for f in writable()), help="write the parts in this format")
+    parser.add_argument("--format", choices=WritableFormats(), metavar="FORMAT",
+                        help="write the parts in this format: %(choices)s")
     parser.add_argument("--backbone-name", default="backbone", help="file name of the backbone part (no suffix)")
     parser.add_argument("--head-name", default="head", help="file name of the head part (no suffix)")
     parser.add_argument("--strip-prefixes", action="store_true", help="drop a key prefix every tensor of a part shares")
@@ -27,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import load, save
+    from ..formats import by_name, output_format_for
     from ..ops.split import boundaries, propose_boundary, split_model
 
     with load(args.file) as model:

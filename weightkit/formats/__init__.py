@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from ..errors import FileFormatError, UsageError
 from ..model import Model
 from ._probe import Probe, probe
 
-__all__ = ["Format", "REGISTRY", "detect", "read", "write", "writable", "by_name", "output_format_for"]
+__all__ = ["Format", "registry", "detect", "read", "write", "writable", "by_name", "output_format_for"]
 
 Writer = Callable[..., None]
 
@@ -50,16 +51,14 @@ class Format:
         return f"<Format {self.name}>"
 
 
-def _registry() -> tuple[Format, ...]:
+@cache
+def registry() -> tuple[Format, ...]:
+    """Every format, in the order their sniffers run (the families are imported on first use)."""
     from . import keras, onnx, safetensors, sharded, torch
 
     # Sniffing order: cheap, certain signatures first (HDF5, zip entries, the safetensors header, the
     # pickle magic); a JSON index last but one, ONNX (the loosest) last.
     return (*keras.FORMATS, *safetensors.FORMATS, *torch.FORMATS, sharded.FORMAT, *onnx.FORMATS)
-
-
-#: Every format, in the order their sniffers run.
-REGISTRY: tuple[Format, ...] = _registry()
 
 
 def detect(path: str | os.PathLike[str]) -> tuple[Format, Probe]:
@@ -69,7 +68,7 @@ def detect(path: str | os.PathLike[str]) -> tuple[Format, Probe]:
         FileFormatError: the file is missing, empty, or in no format weightkit reads.
     """
     found = probe(path)
-    for candidate in REGISTRY:
+    for candidate in registry():
         if candidate.sniff is not None and candidate.read is not None and candidate.sniff(found):
             return candidate, found
     raise FileFormatError(_unknown_format(found), path=found.path, hint=f"weightkit reads {_supported()}")
@@ -84,7 +83,7 @@ def read(path: str | os.PathLike[str]) -> Model:
 
 def writable() -> list[Format]:
     """The formats weightkit writes, in registry order."""
-    return [f for f in REGISTRY if f.write is not None]
+    return [f for f in registry() if f.write is not None]
 
 
 def by_name(name: str) -> Format:
@@ -138,7 +137,7 @@ def _names(formats: list[Format]) -> str:
 
 
 def _supported() -> str:
-    return "; ".join(f.label for f in REGISTRY if f.sniff is not None)
+    return "; ".join(f.label for f in registry() if f.sniff is not None)
 
 
 def _unknown_format(found: Probe) -> str:
