@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
 from collections.abc import Iterator
+from pathlib import Path
 
 from ..errors import UsageError
 from .render import console, fmt_count, fmt_shape, print_json
