@@ -201,6 +201,7 @@ def test_onnx_parts_run_in_onnxruntime_chain_to_the_output_and_rejoin(tmp_path):
         result = split_model(model)
         weightkit.save(result.backbone, tmp_path / "backbone.onnx")
         weightkit.save(result.head, tmp_path / "head.onnx")
+        result.backbone.close(), result.head.close()  # ONNX parts hold the file until closed
     for name in ("backbone.onnx", "head.onnx"):
         onnx.checker.check_model(str(tmp_path / name), full_check=True)
     inputs = {"x": x.numpy()}
@@ -212,6 +213,7 @@ def test_onnx_parts_run_in_onnxruntime_chain_to_the_output_and_rejoin(tmp_path):
         merged = merge_models(b, h)
         assert [f.severity for f in merged.report.findings if f.kind == "provenance"] == ["info"]
         weightkit.save(merged.model, tmp_path / "merged.onnx")
+        merged.model.close()
     onnx.checker.check_model(str(tmp_path / "merged.onnx"), full_check=True)
     assert np.array_equal(ort.InferenceSession(tmp_path / "merged.onnx").run(None, inputs)[0], expected)
     assert not weightkit.diff(tmp_path / "net.onnx", tmp_path / "merged.onnx", values=True).differs
@@ -232,3 +234,109 @@ def test_state_dict_boundaries_leave_a_head(tmp_path):
         found = boundaries(model)
         assert [b.at for b in found] == ["backbone.0", "backbone.1", "backbone.3", "backbone.4"]
         assert found[-1].shape == (None, 16) and found[-1].head_params == 16 * 5 + 5
+
+
+# ---- the rules every cut shares, on each kind of model ------------------------------------------
+
+
+def _keras_sequential(folder):
+    keras.utils.set_random_seed(0)
+    layers = keras.layers
+    model = keras.Sequential([keras.Input((32, 32, 3)), layers.Conv2D(4, 3), layers.BatchNormalization(),
+                              layers.ReLU(), layers.Conv2D(8, 3), layers.BatchNormalization(), layers.ReLU(),
+                              layers.GlobalAveragePooling2D(), layers.Dense(10)])
+    model.save(folder / "m.keras")
+    return folder / "m.keras", model.layers[-1].name, np.random.default_rng(0).standard_normal((2, 32, 32, 3))
+
+
+def _onnx_graph(folder):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 8, 3), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 10)).eval()
+    torch.onnx.export(net, torch.zeros(1, 3, 16, 16), folder / "m.onnx", dynamo=False,
+                      input_names=["x"], output_names=["y"])
+    return folder / "m.onnx", "y", np.random.default_rng(0).standard_normal((1, 3, 16, 16))
+
+
+def _state_dict(folder):
+    torch.manual_seed(0)
+    torch.save(Net().state_dict(), folder / "m.pt")
+    return folder / "m.pt", "head", None
+
+
+@pytest.fixture(scope="module", params=[_keras_sequential, _onnx_graph, _state_dict],
+                ids=["keras", "onnx", "state_dict"])
+def every_kind(request, tmp_path_factory):
+    return request.param(tmp_path_factory.mktemp(request.param.__name__.strip("_")))
+
+
+def test_no_boundary_after_the_last_layer_or_at_an_input(every_kind):
+    path, last, _ = every_kind
+    with weightkit.load(path) as model:
+        found = boundaries(model)
+        inputs = [spec.name for spec in model.inputs]
+    assert found and last not in [b.at for b in found]
+    assert not set(inputs) & {b.at for b in found}
+    assert all(b.head_params or b.backbone_params or path.suffix == ".onnx" for b in found)
+
+
+def test_a_cut_at_the_last_layer_is_refused_naming_it(every_kind, tmp_path):
+    path, last, _ = every_kind
+    with weightkit.load(path) as model, pytest.raises(UsageError, match=f"'{last}' is the last layer"):
+        split_model(model, last)
+
+
+def test_the_parts_hold_every_parameter_of_the_model(every_kind):
+    path, _, _ = every_kind
+    with weightkit.load(path) as model:
+        result = split_model(model)
+        total = model.num_params
+        assert result.boundary.backbone_params + result.boundary.head_params == total
+        assert result.boundary.backbone_params == result.backbone.num_params > 0
+        assert result.boundary.head_params == result.head.num_params > 0
+        for found in boundaries(model):
+            assert found.backbone_params + found.head_params in (total, 0)  # 0: ONNX does not count when listing
+        result.backbone.close(), result.head.close()
+
+
+def test_the_parts_load_in_their_framework(every_kind, tmp_path):
+    import onnxruntime as ort
+
+    path, _, x = every_kind
+    suffix = path.suffix
+    with weightkit.load(path) as model:
+        result = split_model(model)
+        weightkit.save(result.backbone, tmp_path / f"b{suffix}")
+        weightkit.save(result.head, tmp_path / f"h{suffix}")
+        result.backbone.close(), result.head.close()
+    if suffix == ".keras":
+        expected = keras.saving.load_model(path).predict(x, verbose=0)
+        features = keras.saving.load_model(tmp_path / "b.keras").predict(x, verbose=0)
+        assert np.array_equal(keras.saving.load_model(tmp_path / "h.keras").predict(features, verbose=0), expected)
+    elif suffix == ".onnx":
+        inputs = {"x": x.astype("float32")}
+        expected = ort.InferenceSession(path).run(None, inputs)[0]
+        features = ort.InferenceSession(tmp_path / "b.onnx").run(None, inputs)[0]
+        head = ort.InferenceSession(tmp_path / "h.onnx")
+        assert np.array_equal(head.run(None, {head.get_inputs()[0].name: features})[0], expected)
+    else:
+        parts = [torch.load(tmp_path / name, weights_only=True) for name in ("b.pt", "h.pt")]
+        assert sorted(parts[1]) == ["head.bias", "head.weight"]
+        assert sorted([*parts[0], *parts[1]]) == sorted(torch.load(path, weights_only=True))
+
+
+def test_keras_sequential_lists_no_inverted_input_and_refuses_an_empty_head(tmp_path, capsys):
+    """The bug of issue #10: the input was listed as backbone 94 / head 0, the last layer offered as a cut."""
+    from weightkit.cli import main
+
+    path, last, _ = _keras_sequential(tmp_path)
+    with weightkit.load(path) as model:
+        total, first, entry = model.num_params, model.layers[0].name, model.inputs[0].name
+        found = boundaries(model)
+    assert found[0].at == first and entry not in [b.at for b in found] and last not in [b.at for b in found]
+    assert all(b.backbone_params + b.head_params == total and b.head_params > 0 for b in found)
+    assert main(["split", str(path), "--at", last, "--out", str(tmp_path / "parts")]) == 2
+    assert "is the last layer" in capsys.readouterr().err
+    assert not (tmp_path / "parts").exists()
+    with weightkit.load(path) as model, pytest.raises(UsageError, match="is an input"):
+        split_model(model, entry)

@@ -3,7 +3,8 @@
 Works on the config as the file stores it (any generation), so the parts are
 written back in the same dialect and load in the Keras that wrote the original.
 The head starts with a new input named after the cut layer, so its layers keep
-referring to the name they referred to before.
+referring to the name they referred to before. `KerasGraph` is this module's
+`weightkit.arch.Architecture`: the config-level functions below, over `Model`s.
 """
 
 from __future__ import annotations
@@ -12,17 +13,88 @@ import copy
 from typing import Any
 
 from ..errors import UsageError
-from ..model import Dim
 from ..formats.keras.config import ConfigLayer, parse_config
-from ..formats.keras.shapes import infer_shapes
+from ..formats.keras.shapes import infer_shapes, output_specs
+from ..model import Dim, Layer, Model
+from . import Cut, joined_metadata, make_part
 
-__all__ = ["cut_points", "cut_config", "join_configs"]
+__all__ = ["KerasGraph", "cut_points", "cut_config", "join_configs"]
+
+_HEAD_KINDS = ("pool", "reshape", "dropout", "dense", "activation")
+
+
+class KerasGraph:
+    """The `Architecture` of a Keras file with its config: each part stays a model Keras loads."""
+
+    def boundaries(self, model: Model) -> list[Cut]:
+        """After every layer that all paths from the inputs to the outputs pass."""
+        root = _root(_config(model))
+        shapes = infer_shapes(root)
+        return [_cut(model, root, name, shapes.get(name)) for name in _cut_points(root)]
+
+    def propose(self, model: Model) -> Cut | None:
+        """The last layer before the classifier: a global pooling or flatten followed only by head layers."""
+        root = _root(_config(model))
+        points = _cut_points(root)
+        layers = {layer.name: layer for layer in model.layers}
+        for index, name in enumerate(points[:-1]):
+            after = [layers[n] for n in points[index + 1:] if n in layers]
+            following = after[0] if after else None
+            if following is None or following.kind not in ("pool", "reshape"):
+                continue
+            if following.kind == "pool" and not (following.type_name or "").startswith("Global"):
+                continue
+            if all(layer.kind in _HEAD_KINDS for layer in after):
+                cut = _cut(model, root, name, infer_shapes(root).get(name))
+                cut.reason = (f"{following.name} ({following.type_name}) starts the classifier: "
+                              f"{', '.join(layer.name for layer in after)}")
+                return cut
+        return None
+
+    def cut(self, model: Model, at: str) -> tuple[Model, Model]:
+        """The graph up to ``at`` and the graph after it; the head starts with an input named ``at``.
+
+        Raises:
+            UsageError: see `cut_config`.
+        """
+        back_config, head_config = cut_config(_config(model), at)
+        back_names = {layer.name for layer in _root(back_config).layers}
+        head_input = Layer(at, kind="input", type_name="InputLayer")
+        backbone = make_part(model, [layer for layer in model.layers if layer.name in back_names], back_config)
+        head = make_part(model, [head_input] + [layer for layer in model.layers if layer.name not in back_names],
+                         head_config)
+        for part in (backbone, head):
+            root = _root(_config(part))
+            part.inputs, part.outputs = root.input_specs(), output_specs(root)
+        return backbone, head
+
+    def join(self, backbone: Model, head: Model) -> Model:
+        """One Keras model: the head's input replaced by the backbone's output.
+
+        Raises:
+            UsageError: a part has no Keras architecture, or see `join_configs`.
+        """
+        if not (backbone.has_graph and head.has_graph) or backbone.framework != "keras":
+            raise UsageError("both parts need a Keras architecture to be joined into one model",
+                             hint="merge weights-only parts, or split the full model again")
+        config = join_configs(_config(backbone), _config(head))
+        head_layers = [layer for layer in head.layers if layer.type_name != "InputLayer"]
+        root = _root(config)
+        return Model(layers=backbone.layers + head_layers, format=backbone.format, framework="keras",
+                     framework_version=backbone.framework_version, has_graph=True, config=config,
+                     inputs=root.input_specs(), outputs=output_specs(root), metadata=joined_metadata(backbone))
+
+
+def _cut(model: Model, root: ConfigLayer, at: str, shape: tuple[Dim, ...] | None) -> Cut:
+    """A cut after ``at`` with the model's layers on each side (the partition `cut_config` makes)."""
+    backbone = _ancestors(root, at) | {at}
+    names = [layer.name for layer in model.layers]
+    return Cut(at, shape, [n for n in names if n in backbone], [n for n in names if n not in backbone])
 
 
 def cut_points(config: dict[str, Any]) -> list[str]:
     """Layers after which the graph can be cut: every path from the inputs to the outputs passes them."""
-    root = parse_config(config)
-    return [layer.name for layer in root.layers if _cut_error(root, layer.name) is None]
+    return _cut_points(_root(config))
 
 
 def cut_config(config: dict[str, Any], at: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -32,7 +104,7 @@ def cut_config(config: dict[str, Any], at: str) -> tuple[dict[str, Any], dict[st
         UsageError: no such layer, or the graph cannot be cut there (a branch crosses the cut,
             a second input feeds the head), or the shape at the cut is unknown.
     """
-    root = parse_config(config)
+    root = _root(config)
     problem = _cut_error(root, at)
     if problem:
         raise UsageError(f"cannot cut at {at!r}: {problem}", hint="`weightkit split --list-boundaries` shows where it can")
@@ -53,7 +125,7 @@ def join_configs(backbone: dict[str, Any], head: dict[str, Any]) -> dict[str, An
     Raises:
         UsageError: the head has more than one input, or layer names collide.
     """
-    back_root, head_root = parse_config(backbone), parse_config(head)
+    back_root, head_root = _root(backbone), _root(head)
     inputs = [layer for layer in head_root.layers if layer.class_name == "InputLayer"]
     output = (back_root.output_names or [back_root.layers[-1].name])[-1]
     if len(inputs) > 1:
@@ -80,6 +152,21 @@ def join_configs(backbone: dict[str, Any], head: dict[str, Any]) -> dict[str, An
 
 
 # ---- cutting ----------------------------------------------------------------------------------
+
+
+def _root(config: dict[str, Any]) -> ConfigLayer:
+    """The parsed config (the one place this module parses one: a cached accessor replaces it)."""
+    return parse_config(config)
+
+
+def _config(model: Model) -> dict[str, Any]:
+    if not isinstance(model.config, dict):
+        raise UsageError("the model has no Keras architecture to cut or join")
+    return model.config
+
+
+def _cut_points(root: ConfigLayer) -> list[str]:
+    return [layer.name for layer in root.layers if _cut_error(root, layer.name) is None]
 
 
 def _cut_error(root: ConfigLayer, at: str) -> str | None:

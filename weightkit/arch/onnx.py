@@ -4,6 +4,7 @@ A cut point is an activation that every path from the graph's inputs to its
 outputs passes through. The parts are extracted with onnx's own `Extractor`
 (constants each part needs are kept in it), read back as `Model`s over the same
 source file, and so written without materializing more than one tensor at a time.
+`OnnxGraph` is this module's `weightkit.arch.Architecture`.
 """
 
 from __future__ import annotations
@@ -11,13 +12,43 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import UsageError
-from ..model import Model
+from ..model import Dim, Model
+from . import Cut
 
-__all__ = ["cut_points", "cut_model", "join_models", "propose_cut"]
+__all__ = ["OnnxGraph", "cut_points", "cut_model", "join_models", "propose_cut"]
 
 _HEAD_OPS = {"GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "Flatten", "Reshape", "Squeeze", "Gemm", "MatMul",
              "Add", "Relu", "Dropout", "Softmax", "LogSoftmax", "Sigmoid", "Identity"}
 _POOLING = {"GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "Flatten"}
+
+
+class OnnxGraph:
+    """The `Architecture` of an ONNX graph: cuts are tensors, parts are extracted subgraphs.
+
+    Its boundaries do not name the layers on each side (an extraction per tensor would
+    cost more than the listing is worth), so their parameter counts are left at 0.
+    """
+
+    def boundaries(self, model: Model) -> list[Cut]:
+        """The tensors (in node order) that are the only activation alive at their point."""
+        shapes = _value_shapes(model.graph)
+        return [Cut(name, shapes.get(name)) for name in cut_points(model.graph.graph)]
+
+    def propose(self, model: Model) -> Cut | None:
+        """The tensor entering the classifier (see `propose_cut`)."""
+        found = propose_cut(model.graph.graph)
+        if found is None:
+            return None
+        tensor, reason = found
+        return Cut(tensor, _value_shapes(model.graph).get(tensor), reason=reason)
+
+    def cut(self, model: Model, at: str) -> tuple[Model, Model]:
+        """See `cut_model`."""
+        return cut_model(model, at)
+
+    def join(self, backbone: Model, head: Model) -> Model:
+        """See `join_models`."""
+        return join_models(backbone, head)
 
 
 def cut_points(graph: Any) -> list[str]:
@@ -107,6 +138,16 @@ def join_models(backbone: Model, head: Model) -> Model:
 # ---- steps ------------------------------------------------------------------------------------
 
 
+def _value_shapes(proto: Any) -> dict[str, tuple[Dim, ...]]:
+    """Shapes of the graph's tensors from ONNX shape inference (symbolic dims as names)."""
+    from onnx import shape_inference
+
+    inferred = shape_inference.infer_shapes(proto)
+    values = [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
+    return {v.name: tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                          for d in v.type.tensor_type.shape.dim) for v in values}
+
+
 def _constant_names(graph: Any) -> set[str]:
     """Initializers, Constant outputs, and what nodes compute from constants alone (an Identity of a weight)."""
     names = {init.name for init in graph.initializer}
@@ -149,8 +190,8 @@ def _tensor_name(graph: Any, at: str) -> str:
 
 
 def _part(model: Model, proto: Any) -> Model:
-    from ..formats.onnx.source import OnnxSource
     from ..formats.onnx.read import model_from_proto
+    from ..formats.onnx.source import OnnxSource
 
     part = model_from_proto(proto, model.resources(OnnxSource)[0])
     part.source = model.source
@@ -201,8 +242,8 @@ def _without_duplicates(head: Any, backbone: Any) -> Any:
 
 
 def _model_over(proto: Any, backbone: Model, head: Model) -> Model:
-    from ..formats.onnx.source import OnnxSource
     from ..formats.onnx.read import model_from_proto
+    from ..formats.onnx.source import OnnxSource
 
     sources = [*backbone.resources(OnnxSource), *head.resources(OnnxSource)]
     if not sources:
