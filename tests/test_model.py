@@ -105,14 +105,7 @@ def test_onnx_split_closes_in_any_order(onnx_file, order):
         _assert_closed(model)
 
 
-_PARTS_SHARE_NOTHING = pytest.mark.xfail(
-    reason="weightkit.ops.split._part builds Keras and flat parts without share_resources (the ONNX cut "
-           "shares); a closed .h5 also raises h5py's KeyError, not a WeightkitError (formats/_parsers/hdf5.py)",
-    strict=False)
-
-
-@pytest.mark.parametrize("which", [pytest.param("keras", marks=_PARTS_SHARE_NOTHING),
-                                   pytest.param("torch", marks=_PARTS_SHARE_NOTHING)])
+@pytest.mark.parametrize("which", ["keras", "torch"])
 @pytest.mark.parametrize("order", [(0, 1, 2), (2, 0, 1), (1, 2, 0)],
                          ids=["parent-first", "head-first", "backbone-first"])
 def test_keras_and_torch_splits_close_in_any_order(keras_file, torch_file, which, order):
@@ -248,3 +241,29 @@ def test_reprs_are_one_line():
     assert repr(model.layer("block/conv")) == "<Layer 'conv' Conv2D tensors=2 sublayers=0>"
     assert repr(model.layer("act")) == "<Layer 'act' activation tensors=0 sublayers=0>"
     assert repr(model.layer("block")) == "<Layer 'block' Functional tensors=0 sublayers=1>"
+
+
+@pytest.mark.parametrize("which", ["keras", "torch"])
+def test_keras_and_torch_merges_stay_readable_after_parts_close(keras_file, torch_file, which, tmp_path):
+    from weightkit.ops.merge import merge_models
+
+    path, at = (keras_file, "relu1") if which == "keras" else (torch_file, "bn1")
+    expected = _expected(path)
+    parent, backbone, head = _split(path, at)
+    with merge_models(backbone, head, force=True) as result:  # a mid-block cut: the check would refuse it
+        for model in (parent, backbone, head):
+            model.close()
+        _assert_readable(result.model, expected)
+        weightkit.save(result.model, tmp_path / f"merged{path.suffix}")
+    _assert_closed(result.model)
+    with weightkit.load(tmp_path / f"merged{path.suffix}") as merged:
+        _assert_readable(merged, expected)
+
+
+def test_split_of_a_path_returns_parts_that_read_on_their_own(torch_file):
+    expected = _expected(torch_file)
+    with weightkit.split(torch_file, "bn1") as parts:  # the file was opened and closed inside split
+        for part in (parts.backbone, parts.head):
+            for tensor in part.tensors():
+                np.testing.assert_array_equal(tensor.read(), expected[tensor.name])
+    _assert_closed(parts.backbone)

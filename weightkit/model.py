@@ -7,6 +7,7 @@ only when asked, so looking at a file never reads its weights.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from math import prod
@@ -246,11 +247,13 @@ class Model:
             files.extend(held.files())
         return list(dict.fromkeys(files))
 
+    def __post_init__(self) -> None:
+        # A model dropped without close() still lets go of its files when it is collected.
+        weakref.finalize(self, _release_all, self._held)
+
     def close(self) -> None:
         """Release this model's hold on its files; tensors can no longer be read from it after this."""
-        for held in reversed(self._held):
-            held.release()
-        self._held.clear()
+        _release_all(self._held)
 
     def __enter__(self) -> Model:
         return self
@@ -260,3 +263,10 @@ class Model:
 
     def __repr__(self) -> str:
         return f"<Model {self.format} layers={len(self.layers)} params={self.num_params}>"
+
+
+def _release_all(held: list[_Held]) -> None:
+    """Let go of every resource in ``held`` (each closes with its last holder), leaving it empty."""
+    for item in reversed(held):
+        item.release()
+    held.clear()

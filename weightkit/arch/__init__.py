@@ -15,7 +15,7 @@ from typing import Protocol
 
 from ..model import Dim, Layer, Model
 
-__all__ = ["Cut", "Architecture", "architecture_of", "make_part", "joined_metadata", "is_input"]
+__all__ = ["Cut", "Architecture", "architecture_of", "make_part", "over_parts", "joined_metadata", "is_input"]
 
 
 @dataclass
@@ -78,13 +78,22 @@ def architecture_of(model: Model) -> Architecture:
 def make_part(model: Model, layers: list[Layer], config: dict | None = None) -> Model:
     """A model of some of ``model``'s layers (and a config, if it has a graph), reading from its files.
 
-    The part does not hold the files open itself: read or write it while ``model`` is open
-    (ONNX parts, which are read back from their graph, do hold them: see `weightkit.arch.onnx`).
+    The part holds those files open too: it stays readable after ``model`` is closed, and is
+    closed itself when done with.
     """
     metadata = {k: v for k, v in model.metadata.items() if isinstance(v, (str, int, float, bool))}
-    return Model(layers=list(layers), format=model.format, framework=model.framework,
+    part = Model(layers=list(layers), format=model.format, framework=model.framework,
                  framework_version=model.framework_version, has_graph=config is not None,
                  metadata=metadata, config=config, source=model.source)
+    part.share_resources(model)
+    return part
+
+
+def over_parts(joined: Model, backbone: Model, head: Model) -> Model:
+    """``joined``, holding the files of both parts open: it reads its tensors from them."""
+    joined.share_resources(backbone)
+    joined.share_resources(head)
+    return joined
 
 
 def joined_metadata(backbone: Model) -> dict:

@@ -15,7 +15,7 @@ from dataclasses import replace
 from ..errors import UsageError
 from ..model import Dim, Layer, Model
 from ..records import STRIPPED_PREFIX_KEY, recorded
-from . import Cut, joined_metadata, make_part
+from . import Cut, joined_metadata, make_part, over_parts
 
 __all__ = ["FlatLayers", "HEAD_NAMES", "cut_by_prefix", "output_shape", "reprefixed"]
 
@@ -74,8 +74,9 @@ class FlatLayers:
         duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
         if duplicates:
             raise UsageError(f"backbone and head both hold {', '.join(duplicates[:3])}")
-        return Model(layers=layers, format=backbone.format, framework=backbone.framework,
-                     framework_version=backbone.framework_version, metadata=joined_metadata(backbone))
+        joined = Model(layers=layers, format=backbone.format, framework=backbone.framework,
+                       framework_version=backbone.framework_version, metadata=joined_metadata(backbone))
+        return over_parts(joined, backbone, head)
 
     def _cut_after(self, model: Model, at: str) -> Cut:
         backbone, head = _by_order(model, at)

@@ -16,7 +16,7 @@ from ..errors import UsageError
 from ..formats.keras.config import ConfigLayer, parse_config
 from ..formats.keras.shapes import infer_shapes, output_specs
 from ..model import Dim, Layer, Model
-from . import Cut, joined_metadata, make_part
+from . import Cut, joined_metadata, make_part, over_parts
 
 __all__ = ["KerasGraph", "cut_points", "cut_config", "join_configs"]
 
@@ -80,9 +80,10 @@ class KerasGraph:
         config = join_configs(_config(backbone), _config(head))
         head_layers = [layer for layer in head.layers if layer.type_name != "InputLayer"]
         root = _root(config)
-        return Model(layers=backbone.layers + head_layers, format=backbone.format, framework="keras",
-                     framework_version=backbone.framework_version, has_graph=True, config=config,
-                     inputs=root.input_specs(), outputs=output_specs(root), metadata=joined_metadata(backbone))
+        joined = Model(layers=backbone.layers + head_layers, format=backbone.format, framework="keras",
+                       framework_version=backbone.framework_version, has_graph=True, config=config,
+                       inputs=root.input_specs(), outputs=output_specs(root), metadata=joined_metadata(backbone))
+        return over_parts(joined, backbone, head)
 
 
 def _cut(model: Model, root: ConfigLayer, at: str, shape: tuple[Dim, ...] | None) -> Cut:

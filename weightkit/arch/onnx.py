@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..model import Dim, Model
-from . import Cut
+from . import Cut, over_parts
 
 __all__ = ["OnnxGraph", "cut_points", "cut_model", "join_models", "propose_cut"]
 
@@ -248,10 +248,7 @@ def _model_over(proto: Any, backbone: Model, head: Model) -> Model:
     sources = [*backbone.resources(OnnxSource), *head.resources(OnnxSource)]
     if not sources:
         raise UsageError("ONNX parts must be read from files to be joined")
-    merged = model_from_proto(proto, _SourceChain(sources))
-    merged.share_resources(backbone)
-    merged.share_resources(head)
-    return merged
+    return over_parts(model_from_proto(proto, _SourceChain(sources)), backbone, head)
 
 
 class _SourceChain:

@@ -24,8 +24,8 @@ def run(args: argparse.Namespace) -> int:
     from ..ops.merge import merge_models
 
     with load(args.backbone) as backbone, load(args.head) as head:
-        result = merge_models(backbone, head, force=args.force)
-        save(result.model, args.output, args.format, force=args.force)
+        with merge_models(backbone, head, force=args.force) as result:
+            save(result.model, args.output, args.format, force=args.force)
     if args.json:
         print_json({"output": args.output, "check": check_document(result.report)})
         return 0

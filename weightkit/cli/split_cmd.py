@@ -56,11 +56,12 @@ def run(args: argparse.Namespace) -> int:
         if not args.at and not args.head_prefix:
             proposal = propose_boundary(model)
             console().print(f"cutting after {proposal.at!r}: {proposal.reason}", style="dim") if not args.json else None
-        result = split_model(model, args.at, head_prefixes=args.head_prefix, strip_prefixes=args.strip_prefixes)
         suffix = (by_name(args.format) if args.format else output_format_for(model)).suffixes[0]
         paths = [Path(args.out) / f"{args.backbone_name}{suffix}", Path(args.out) / f"{args.head_name}{suffix}"]
-        for part, path in zip((result.backbone, result.head), paths):
-            save(part, path, args.format, force=args.force)
+        with split_model(model, args.at, head_prefixes=args.head_prefix,
+                         strip_prefixes=args.strip_prefixes) as result:
+            for part, path in zip((result.backbone, result.head), paths):
+                save(part, path, args.format, force=args.force)
     boundary = result.boundary
     if args.json:
         print_json({"backbone": str(paths[0]), "head": str(paths[1]), "at": boundary.at, "shape": boundary.shape,

@@ -19,8 +19,19 @@ __all__ = ["MergeResult", "merge_models"]
 
 @dataclass
 class MergeResult:
+    """The joined model (it holds the parts' files open until closed) and the junction check."""
+
     model: Model
     report: CheckReport
+
+    def close(self) -> None:
+        self.model.close()
+
+    def __enter__(self) -> MergeResult:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def merge_models(backbone: Model, head: Model, *, force: bool = False, backbone_prefix: str | None = None,

@@ -36,9 +36,22 @@ class Boundary:
 
 @dataclass
 class SplitResult:
+    """The two parts and where they were cut. The parts hold their source's files open until closed
+    (``close()``, or use the result in a ``with`` block)."""
+
     backbone: Model
     head: Model
     boundary: Boundary
+
+    def close(self) -> None:
+        self.backbone.close()
+        self.head.close()
+
+    def __enter__(self) -> SplitResult:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def boundaries(model: Model) -> list[Boundary]:
