@@ -13,7 +13,7 @@ import copy
 from typing import Any
 
 from ..errors import UsageError
-from ..formats.keras.config import ConfigLayer, parse_config
+from ..formats.keras.config import ConfigLayer, architecture, parse_config
 from ..formats.keras.shapes import infer_shapes, output_specs
 from ..model import Dim, Layer, Model
 from . import Cut, joined_metadata, make_part, over_parts
@@ -28,13 +28,13 @@ class KerasGraph:
 
     def boundaries(self, model: Model) -> list[Cut]:
         """After every layer that all paths from the inputs to the outputs pass."""
-        root = _root(_config(model))
+        root = _model_root(model)
         shapes = infer_shapes(root)
         return [_cut(model, root, name, shapes.get(name)) for name in _cut_points(root)]
 
     def propose(self, model: Model) -> Cut | None:
         """The last layer before the classifier: a global pooling or flatten followed only by head layers."""
-        root = _root(_config(model))
+        root = _model_root(model)
         points = _cut_points(root)
         layers = {layer.name: layer for layer in model.layers}
         for index, name in enumerate(points[:-1]):
@@ -64,7 +64,7 @@ class KerasGraph:
         head = make_part(model, [head_input] + [layer for layer in model.layers if layer.name not in back_names],
                          head_config)
         for part in (backbone, head):
-            root = _root(_config(part))
+            root = _model_root(part)
             part.inputs, part.outputs = root.input_specs(), output_specs(root)
         return backbone, head
 
@@ -108,7 +108,8 @@ def cut_config(config: dict[str, Any], at: str) -> tuple[dict[str, Any], dict[st
     root = _root(config)
     problem = _cut_error(root, at)
     if problem:
-        raise UsageError(f"cannot cut at {at!r}: {problem}", hint="`weightkit split --list-boundaries` shows where it can")
+        raise UsageError(f"cannot cut at {at!r}: {problem}",
+                         hint="`weightkit split --list-boundaries` shows where it can")
     shape = infer_shapes(root).get(at)
     if shape is None or shape[-1] is None:
         raise UsageError(f"cannot tell the shape of {at!r}'s output from the config, so the head has no input shape")
@@ -147,7 +148,8 @@ def join_configs(backbone: dict[str, Any], head: dict[str, Any]) -> dict[str, An
         raise UsageError("joining a Sequential backbone with a functional head is not supported",
                          hint="save the backbone as a functional model")
     _set_entries(joined, _entries(backbone) + renamed)
-    joined["config"]["output_layers"] = copy.deepcopy(head["config"].get("output_layers")) or [[_name(renamed[-1]), 0, 0]]
+    outputs = copy.deepcopy(head["config"].get("output_layers")) or [[_name(renamed[-1]), 0, 0]]
+    joined["config"]["output_layers"] = outputs
     joined["config"]["name"] = str(joined["config"].get("name", "model")).removesuffix("_backbone")
     return joined
 
@@ -156,8 +158,16 @@ def join_configs(backbone: dict[str, Any], head: dict[str, Any]) -> dict[str, An
 
 
 def _root(config: dict[str, Any]) -> ConfigLayer:
-    """The parsed config (the one place this module parses one: a cached accessor replaces it)."""
+    """A config dict this module made or was given, parsed."""
     return parse_config(config)
+
+
+def _model_root(model: Model) -> ConfigLayer:
+    """A model's own config, parsed once for every consumer (`weightkit.formats.keras.architecture`)."""
+    _config(model)  # refuses a model without a Keras architecture
+    root = architecture(model)
+    assert root is not None  # _config checked there is one
+    return root
 
 
 def _config(model: Model) -> dict[str, Any]:
@@ -232,8 +242,9 @@ def _head(config: dict[str, Any], entries: list[dict[str, Any]], at: str, shape:
 def _input_entry(config: dict[str, Any], name: str, shape: tuple[Dim, ...]) -> dict[str, Any]:
     """An InputLayer in the same dialect as the model's own inputs (batch_shape or batch_input_shape)."""
     template = next((e for e in _entries(config) if e.get("class_name") == "InputLayer"), None)
-    entry = copy.deepcopy(template) if template else {"class_name": "InputLayer", "config": {"dtype": "float32"}}
-    layer_config = entry.setdefault("config", {})
+    entry: dict[str, Any] = (copy.deepcopy(template) if template
+                             else {"class_name": "InputLayer", "config": {"dtype": "float32"}})
+    layer_config: dict[str, Any] = entry.setdefault("config", {})
     key = "batch_shape" if "batch_shape" in layer_config or "module" in config else "batch_input_shape"
     layer_config.pop("batch_shape", None)
     layer_config.pop("batch_input_shape", None)
