@@ -196,7 +196,7 @@ def _array_bytes(array: np.ndarray, dtype: str) -> Any:
     array = np.ascontiguousarray(array)
     if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
         array = array.byteswap()
-    return memoryview(array.reshape(-1).view(np.uint8))
+    return array.reshape(-1).view(np.uint8).data  # a memoryview of the same bytes
 
 
 def _sites(proto: Any) -> Iterator[tuple[Any, str | None]]:
