@@ -14,6 +14,7 @@ import os
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING
 
+from ._version import __version__
 from .errors import FileFormatError, UnsafeFileError, UnsupportedError, UsageError, WeightkitError
 from .model import Layer, Model, Tensor, TensorSpec
 
@@ -43,8 +44,6 @@ __all__ = [
     "UsageError",
     "__version__",
 ]
-
-__version__ = "0.1.0"
 
 
 def load(path: str | os.PathLike[str]) -> Model:

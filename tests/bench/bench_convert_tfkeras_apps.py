@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_convert import TF_ENV, WEIGHTKIT_ENV, ensure_venv  # noqa: E402
-from measure import python  # noqa: E402
+from bench_convert import TF_ENV, WEIGHTKIT_ENV, ensure_venv
+from measure import python
 
 WORK = Path("/tmp/weightkit-bench/convert/tfkeras-apps")
 MIN_SIZE = {"InceptionV3": 75, "InceptionResNetV2": 75, "Xception": 71, "NASNetMobile": 224, "NASNetLarge": 331}

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from measure import measure, python  # noqa: E402
+from measure import measure, python
 
 WORK = Path("/tmp/weightkit-bench")
 KERAS_ENV = {"KERAS_BACKEND": "torch"}
@@ -22,7 +22,7 @@ def make_vgg16() -> Path:
     path = WORK / "vgg16.h5"
     if not path.exists():
         WORK.mkdir(exist_ok=True)
-        code = ("import keras; keras.applications.VGG16(weights=None).save(%r)" % str(path))
+        code = f"import keras; keras.applications.VGG16(weights=None).save({str(path)!r})"
         os.system(f"KERAS_BACKEND=torch {python()} -c {code!r}")
     return path
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from measure import measure, python  # noqa: E402
+from measure import measure, python
 
 WORK = Path("/tmp/weightkit-bench")
 
@@ -86,7 +86,8 @@ def main() -> None:
         measure("weightkit.load(big.onnx) + read every tensor", [python(), "-c", read_all.format(str(single))]),
         measure("onnx.load(big.onnx) + numpy_helper.to_array every initializer",
                 [python(), "-c", onnx_read_all.format(str(single))]),
-        measure("weightkit.load + weightkit.save (big.onnx → .onnx)", [python(), "-c", copy.format(str(single), str(out))]),
+        measure("weightkit.load + weightkit.save (big.onnx → .onnx)",
+                [python(), "-c", copy.format(str(single), str(out))]),
         measure("onnx.load + onnx.save_model (big.onnx → .onnx)",
                 [python(), "-c", onnx_copy.format(str(single), str(out))]),
         measure("weightkit inspect --json many_nodes.onnx (25,000 nodes)", [weightkit, "inspect", "--json", str(many)]),

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from measure import measure, python  # noqa: E402
+from measure import measure, python
 
 WORK = Path("/tmp/weightkit-bench")
 

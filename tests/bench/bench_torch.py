@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import measure, python  # noqa: E402
+from measure import measure, python
 
 FOLDER = Path("/tmp/weightkit-bench")
 CHECKPOINT = FOLDER / "big_torch.pt"

@@ -10,7 +10,8 @@ from weightkit.keras2onnx.proto import OnnxGraph, ValueInfo
 
 
 def run(builder, inputs, outputs):
-    graph = OnnxGraph("g", builder.nodes, builder.initializers, [ValueInfo(n, list(a.shape)) for n, a in inputs.items()],
+    infos = [ValueInfo(n, list(a.shape)) for n, a in inputs.items()]
+    graph = OnnxGraph("g", builder.nodes, builder.initializers, infos,
                       [ValueInfo(o, None) for o in outputs], builder.opset)
     session = onnxruntime.InferenceSession(graph.to_proto().SerializeToString(), providers=["CPUExecutionProvider"])
     return session.run(None, inputs)
@@ -59,6 +60,6 @@ def test_names_are_unique_and_shared_constants_are_stored_once():
     assert builder.scalar(1.0, "one") == builder.scalar(1.0, "one")
     assert builder.ints([1, 2], "axes") == builder.ints([1, 2], "axes") != builder.ints([2, 1], "axes")
     calls = []
-    make = lambda: calls.append(1) or np.zeros(3)  # noqa: E731
+    make = lambda: calls.append(1) or np.zeros(3)  # noqa: E731  # a one-expression factory that counts its calls
     assert builder.weight(("layer", "w"), "w", make) == builder.weight(("layer", "w"), "w", make)
     assert len(calls) == 1 and len(builder.initializers) == 4

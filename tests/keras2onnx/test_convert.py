@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-
 import json
 
 import numpy as np
@@ -11,9 +10,9 @@ import onnx
 import pytest
 
 import weightkit
-from weightkit.keras2onnx import convert_keras
 from weightkit import convert
 from weightkit.errors import UnsupportedError, UsageError
+from weightkit.keras2onnx import convert_keras
 
 from .conftest import keras_outputs, run_onnx
 

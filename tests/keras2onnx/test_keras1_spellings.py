@@ -9,8 +9,8 @@ import h5py
 import numpy as np
 import pytest
 
-from weightkit.keras2onnx import convert_keras, unsupported_layers
 from weightkit.formats.keras import parse_config
+from weightkit.keras2onnx import convert_keras, unsupported_layers
 
 from .conftest import assert_close, keras_outputs, run_onnx
 

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from weightkit.keras2onnx import convert_keras
 from weightkit.errors import FileFormatError, UnsupportedError, UsageError
+from weightkit.keras2onnx import convert_keras
 
 from .conftest import assert_close, keras_outputs, random_inputs, run_onnx
 
@@ -60,13 +60,14 @@ def test_keras1_weights_with_its_json(real_weights):
     import h5py
 
     folder = real_weights / "keras_h5"
-    result = convert_keras(folder / "keras1_weights__ddpg_actormodel.h5", arch=folder / "keras1_weights__ddpg_actormodel.json")
+    result = convert_keras(folder / "keras1_weights__ddpg_actormodel.h5",
+                           arch=folder / "keras1_weights__ddpg_actormodel.json")
     x = np.random.default_rng(0).standard_normal((3, 29)).astype(np.float32)
     with h5py.File(folder / "keras1_weights__ddpg_actormodel.h5") as file:
         def dense(name, value):
             return value @ file[f"{name}/{name}_W:0"][()] + file[f"{name}/{name}_b:0"][()]
         hidden = np.maximum(dense("dense_2", np.maximum(dense("dense_1", x), 0)), 0)
-        sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+        sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731  # the formula, named for the lines below
         expected = np.concatenate([np.tanh(dense("dense_3", hidden)), sigmoid(dense("dense_4", hidden)),
                                    sigmoid(dense("dense_5", hidden))], axis=-1)
     np.testing.assert_allclose(run_onnx(result.model, [x])[0], expected, atol=1e-5)

@@ -81,15 +81,15 @@ def convert_keras(path: str | os.PathLike[str], *, arch: str | os.PathLike[str] 
         problems = unsupported_layers(source.root)
         if problems:
             raise UnsupportedError(f"{len(problems)} layer(s) cannot be converted: " + "; ".join(problems),
-                                   path=path, hint="nothing was written")
+                                   path=os.fspath(path), hint="nothing was written")
         return _build(source, os.fspath(path), opset, nchw, batch_size)
     finally:
         source.close()
 
 
-def convert_file(path: str | os.PathLike[str], output: str | os.PathLike[str], *, arch: str | os.PathLike[str] | None = None,
-            opset: int = DEFAULT_OPSET, nchw: bool = False, batch_size: int | None = None,
-            force: bool = False) -> ConversionReport:
+def convert_file(path: str | os.PathLike[str], output: str | os.PathLike[str], *,
+                 arch: str | os.PathLike[str] | None = None, opset: int = DEFAULT_OPSET, nchw: bool = False,
+                 batch_size: int | None = None, force: bool = False) -> ConversionReport:
     """Convert ``path`` like `convert_keras` and write the ONNX file ``output`` atomically.
 
     Raises:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -61,9 +61,9 @@ class Value:
             return None
         return tuple(self.shape[axis] for axis in self.axes())
 
-    def with_name(self, name: str, shape: Shape | None | bool = True) -> Value:
-        """The same layout under another name (and shape, if given)."""
-        return Value(name, self.shape if shape is True else shape, self.perm)  # type: ignore[arg-type]
+    def with_name(self, name: str, shape: Shape | None | Literal[True] = True) -> Value:
+        """The same layout under another name (and shape, if given; True keeps this one's)."""
+        return Value(name, self.shape if shape is True else shape, self.perm)
 
 
 class GraphBuilder:
@@ -104,21 +104,28 @@ class GraphBuilder:
         self.layer_classes[path] = class_name
 
     # -- nodes ------------------------------------------------------------------------------
-    def node(self, op: str, inputs: Sequence[str], name: str, *, outputs: int = 1, **attrs: Any) -> str | list[str]:
-        """Add one node named after ``name`` (made unique); returns its output name(s)."""
+    def node(self, op: str, inputs: Sequence[str], name: str, **attrs: Any) -> str:
+        """Add one single-output node named after ``name`` (made unique); returns its output name."""
+        return self._add_node(op, inputs, name, 1, attrs)[0]
+
+    def multi_node(self, op: str, inputs: Sequence[str], name: str, *, outputs: int, **attrs: Any) -> list[str]:
+        """Add one node with ``outputs`` outputs (named ``name:0``, ``name:1``...); returns their names."""
+        return self._add_node(op, inputs, name, outputs, attrs)
+
+    def _add_node(self, op: str, inputs: Sequence[str], name: str, outputs: int, attrs: dict[str, Any]) -> list[str]:
         node_name = self.unique(name)
         names = [node_name] if outputs == 1 else [self.unique(f"{node_name}:{i}") for i in range(outputs)]
         attrs = {key: value for key, value in attrs.items() if value is not None}
         self.nodes.append(Node(op, list(inputs), names, node_name, attrs))
         if self._current is not None:
             self.layer_nodes[self._current].append(node_name)
-        return names[0] if outputs == 1 else names
+        return names
 
-    def value(self, op: str, inputs: Sequence[str], name: str, like: Value, shape: Shape | None | bool = True,
-              **attrs: Any) -> Value:
+    def value(self, op: str, inputs: Sequence[str], name: str, like: Value,
+              shape: Shape | None | Literal[True] = True, **attrs: Any) -> Value:
         """Add a node whose single output has ``like``'s layout (and shape unless given)."""
         output = self.node(op, inputs, name, **attrs)
-        return like.with_name(output, shape)  # type: ignore[arg-type]
+        return like.with_name(output, shape)
 
     # -- initializers -----------------------------------------------------------------------
     def constant(self, array: Any, name: str, dtype: Any = np.float32) -> str:
@@ -194,14 +201,15 @@ class GraphBuilder:
         known = [v for v in values if v.rank is not None]
         if len(known) < len(values):
             return [self.keras_order(v) if v.perm else v for v in values]
-        rank = max(v.rank for v in known)  # type: ignore[type-var]
+        rank = max(_rank(v) for v in known)
         target = next((v.axes() for v in known if v.rank == rank and v.perm is not None), identity(rank))
         aligned = []
         for index, value in enumerate(values):
             if value.rank != rank and (expand_at or target != identity(rank)):
                 value = self.keras_order(value)
-                missing = list(range(expand_at, expand_at + rank - value.rank))  # type: ignore[operator]
-                shape = tuple(value.shape[:expand_at]) + (1,) * len(missing) + tuple(value.shape[expand_at:])  # type: ignore[index]
+                known_shape = _shape(value)
+                missing = list(range(expand_at, expand_at + rank - len(known_shape)))
+                shape = tuple(known_shape[:expand_at]) + (1,) * len(missing) + tuple(known_shape[expand_at:])
                 value = Value(self.unsqueeze(value.name, missing, f"{name}/expand{index}"), shape)
             aligned.append(self.relayout(value, target) if value.rank == rank else value)
         return aligned
@@ -211,20 +219,26 @@ class GraphBuilder:
         """A Reduce* node over ``axes`` (an input from opset 18, ReduceSum from 13; before, an attribute)."""
         as_input = self.opset >= 18 or (op == "ReduceSum" and self.opset >= 13)
         if as_input:
-            return self.node(op, [value, self.ints(list(axes), "axes")], name, keepdims=int(keepdims))  # type: ignore[return-value]
-        return self.node(op, [value], name, axes=list(axes), keepdims=int(keepdims))  # type: ignore[return-value]
+            return self.node(op, [value, self.ints(list(axes), "axes")], name, keepdims=int(keepdims))
+        return self.node(op, [value], name, axes=list(axes), keepdims=int(keepdims))
 
     def unsqueeze(self, value: str, axes: Sequence[int], name: str) -> str:
-        return self.node("Unsqueeze", [value, self.ints(list(axes), "axes")], name)  # type: ignore[return-value]
+        return self.node("Unsqueeze", [value, self.ints(list(axes), "axes")], name)
 
     def squeeze(self, value: str, axes: Sequence[int], name: str) -> str:
-        return self.node("Squeeze", [value, self.ints(list(axes), "axes")], name)  # type: ignore[return-value]
+        return self.node("Squeeze", [value, self.ints(list(axes), "axes")], name)
 
 
 def _rank(value: Value) -> int:
     if value.rank is None:
         raise ValueError(f"the rank of {value.name!r} is unknown")
     return value.rank
+
+
+def _shape(value: Value) -> Shape:
+    if value.shape is None:
+        raise ValueError(f"the shape of {value.name!r} is unknown")
+    return value.shape
 
 
 def _layout_label(perm: tuple[int, ...]) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_output
+from .._version import __version__
 from ..errors import FileFormatError, UsageError
 from ..formats.keras import ConfigLayer
 from ..model import Dim
@@ -43,7 +44,8 @@ def graph_inputs(builder: GraphBuilder, root: ConfigLayer, nchw: bool,
 def graph_outputs(builder: GraphBuilder, root: ConfigLayer, outputs: list[Value], nchw: bool,
                   input_names: set[str]) -> tuple[list[ValueInfo], list[PortReport]]:
     """Outputs in Keras's layout (channels-first with ``nchw``), named after Keras's output layers."""
-    infos, reports = [], []
+    infos: list[ValueInfo] = []
+    reports: list[PortReport] = []
     for keras_name, value in zip(_output_names(root, len(outputs)), outputs):
         rank = value.rank or 0
         value = builder.relayout(value, channels_first_perm(rank) if nchw and rank >= 3 else identity(rank))
@@ -61,7 +63,7 @@ def _named(builder: GraphBuilder, value: Value, wanted: str, input_names: set[st
     free = wanted not in builder._names or _rename_holder(builder, wanted, input_names)
     if producer is None or not free or value.name in input_names:
         output = builder.node("Identity", [value.name], f"{wanted}/output")
-        return value.with_name(output)  # type: ignore[arg-type]
+        return value.with_name(output)
     _rename(builder, value.name, wanted)
     return value.with_name(wanted)
 
@@ -110,8 +112,6 @@ def _layout(value: Value) -> str:
 def make_model(builder: GraphBuilder, inputs: list[ValueInfo], outputs: list[ValueInfo], name: str,
                metadata: dict[str, str]) -> OnnxGraph:
     """The whole model as records: one graph in the default domain at the builder's opset."""
-    from .. import __version__
-
     return OnnxGraph(name, builder.nodes, builder.initializers, inputs, outputs, builder.opset, metadata,
                      ("weightkit", __version__))
 

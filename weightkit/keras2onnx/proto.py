@@ -134,7 +134,7 @@ class OnnxGraph:
         target = Path(path)
         if data_name and data_path is None:
             data_path = target.with_name(data_name)
-        data_file = open(data_path, "wb") if data_name and data_path else None  # noqa: SIM115
+        data_file = open(data_path, "wb") if data_name and data_path else None  # noqa: SIM115  # optional file: closed in the finally below
         try:
             pieces = list(self._model_pieces(data_file, data_name))
             with open(target, "wb") as handle:
@@ -193,7 +193,7 @@ def _attribute(name: str, value: Any) -> bytes:
 def _initializer(init: Initializer, data_file: IO[bytes] | None, data_name: str | None) -> Iterator[Any]:
     head = b"".join(encode_int_field(1, dim) for dim in init.array.shape)
     head += encode_int_field(2, _ELEMENT_TYPE[init.array.dtype]) + encode_string_field(8, init.name)
-    data = memoryview(init.array.reshape(-1)).cast("B")
+    data = init.array.reshape(-1).data.cast("B")
     if data_file is not None and data_name is not None and init.nbytes >= _EXTERNAL_MIN_BYTES:
         offset = _aligned_end(data_file)
         data_file.write(data)

@@ -63,7 +63,7 @@ def open_source(path: str | os.PathLike[str], arch: str | os.PathLike[str] | Non
     model = load(path)
     try:
         if model.framework != "keras":
-            raise UnsupportedError(f"convert reads Keras files; this is {model.format}", path=path)
+            raise UnsupportedError(f"convert reads Keras files; this is {model.format}", path=os.fspath(path))
         record, version, root = _architecture(model, path, arch)
         root = _checked(root, arch or path)
         extra: list[Any] = []
@@ -90,7 +90,8 @@ def _architecture(model: Model, path: Any, arch: Any) -> tuple[dict[str, Any], s
 
     with load(arch) as arch_model:
         if arch_model.config is None:
-            raise UsageError(f"{arch} holds no architecture either", hint="--arch needs a Keras JSON config or a full model")
+            raise UsageError(f"{arch} holds no architecture either",
+                             hint="--arch needs a Keras JSON config or a full model")
         return _model_architecture(arch_model, arch)
 
 
@@ -185,8 +186,8 @@ def _weights(model: Model, root: ConfigLayer, separate_arch: bool, extra: list[A
 
 
 def _reread_keras3_store(path: Path, root: ConfigLayer, extra: list[Any]) -> list[Layer]:
-    from ..formats.keras import store as keras_v3
     from ..formats._parsers.hdf5 import H5Source
+    from ..formats.keras import store as keras_v3
 
     source = H5Source(path)
     extra.append(source)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from weightkit.keras2onnx import convert_keras, unsupported_layers
-from weightkit.keras2onnx.layers.activations import ACTIVATIONS
 from weightkit.formats.keras import parse_config
+from weightkit.keras2onnx import unsupported_layers
+from weightkit.keras2onnx.layers.activations import ACTIVATIONS
 
 NAMES = ["relu", "relu6", "sigmoid", "hard_sigmoid", "hard_silu", "hard_swish", "silu", "swish", "gelu", "tanh",
          "softmax", "log_softmax", "elu", "selu", "celu", "softplus", "softsign", "exponential", "linear",

@@ -48,7 +48,8 @@ def test_space_to_depth_lambda_matches_tensorflow_order(keras, tmp_path):
 
 
 @pytest.mark.parametrize("config, name", [
-    ({"function": {"module": "__main__", "class_name": "function", "config": "space_to_depth_x2"}}, "space_to_depth_x2"),
+    ({"function": {"module": "__main__", "class_name": "function", "config": "space_to_depth_x2"}},
+     "space_to_depth_x2"),
     ({"function": ["YW55dGhpbmcgc3BhY2VfdG9fZGVwdGhfeDQgZWxzZQ==", None, None], "function_type": "lambda"},
      "space_to_depth_x4"),
     ({"function": {"class_name": "__lambda__", "config": {"code": "bm90aGluZw=="}}}, ""),

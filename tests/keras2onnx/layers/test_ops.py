@@ -30,8 +30,8 @@ def test_activation_and_reduction_ops(keras, check):
 
 
 def test_tfoplambda_functions_are_recognised_by_name_only():
-    from weightkit.keras2onnx import unsupported_layers
     from weightkit.formats.keras import parse_config
+    from weightkit.keras2onnx import unsupported_layers
 
     def op(function):
         return {"class_name": "TFOpLambda", "config": {"name": f"tf.{function}", "function": function}}

@@ -22,7 +22,8 @@ def test_pooling_2d(keras, check, kind, options):
         check(pooled(keras, getattr(keras.layers, kind)(**options), shape))
 
 
-@pytest.mark.parametrize("options", [dict(pool_size=3, strides=2), dict(pool_size=2), dict(pool_size=(4, 3), strides=3)])
+@pytest.mark.parametrize("options",
+                         [dict(pool_size=3, strides=2), dict(pool_size=2), dict(pool_size=(4, 3), strides=3)])
 def test_same_pooling_pads_like_tensorflow(keras, check, options):
     """Odd pixel at the end; average over real cells only. Keras's torch backend pads asymmetric cases by
     replicating edges (harmless for max, not for average), so the average is checked against TF's rule in numpy;
@@ -46,7 +47,7 @@ def tf_same_average_pool(x, options):
     strides = options.get("strides", pool)
     strides = strides if isinstance(strides, tuple) else (strides, strides)
     out = []
-    for axis, (size, k, s) in enumerate(zip(x.shape[1:3], pool, strides)):
+    for size, k, s in zip(x.shape[1:3], pool, strides):
         count = -(-size // s)
         total = max((count - 1) * s + k - size, 0)
         out.append([(max(i * s - total // 2, 0), min(i * s - total // 2 + k, size)) for i in range(count)])

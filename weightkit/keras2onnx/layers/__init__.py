@@ -7,20 +7,13 @@ operations) when imported; importing this package imports them all.
 from __future__ import annotations
 
 from ...formats.keras import ConfigLayer
-from . import tf_ops  # noqa: F401
-from . import activations
-from . import conv
-from . import core
-from . import dense
-from . import merge
-from . import norm
-from . import ops
-from . import pool
-from . import recurrent
-from . import reshape
 from ..nodes import Call
+from . import activations, conv, core, dense, merge, norm, ops, pool, recurrent, reshape, tf_ops
 from .base import LAYERS, OPS, Emitter, LayerCall
 from .ops import is_operation_call
+
+#: The family modules: imported for their side effect, each registers its emitters in LAYERS or OPS.
+_FAMILIES = (activations, conv, core, dense, merge, norm, ops, pool, recurrent, reshape, tf_ops)
 
 __all__ = ["LayerCall", "Emitter", "emitter_for", "problem", "is_operation_call", "LAYERS", "OPS"]
 

@@ -60,7 +60,8 @@ def _gelu(approximate: bool) -> Fn:
         if b.opset >= 20:
             return b.value("Gelu", [x.name], name, x, approximate="tanh" if approximate else "none")
         if approximate:  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-            cube = b.value("Mul", [x.name, b.value("Mul", [x.name, x.name], f"{name}/square", x).name], f"{name}/cube", x)
+            square = b.value("Mul", [x.name, x.name], f"{name}/square", x)
+            cube = b.value("Mul", [x.name, square.name], f"{name}/cube", x)
             inner = b.value("Add", [x.name, b.value("Mul", [cube.name, b.scalar(0.044715, "c")], f"{name}/c", x).name],
                             f"{name}/inner", x)
             scaled = b.value("Mul", [inner.name, b.scalar(np.sqrt(2 / np.pi), "sqrt_2_over_pi")], f"{name}/scaled", x)
@@ -108,7 +109,7 @@ def _sparse_plus(b: GraphBuilder, x: Value, name: str) -> Value:  # 0 | (x+1)^2/
     quadratic = b.value("Mul", [b.value("Mul", [shifted.name, shifted.name], f"{name}/square", x).name,
                                 b.scalar(0.25, "quarter")], f"{name}/quadratic", x)
     above = b.node("GreaterOrEqual", [x.name, b.scalar(1.0, "one")], f"{name}/above")
-    return b.value("Where", [above, x.name, quadratic.name], name, x)  # type: ignore[list-item]
+    return b.value("Where", [above, x.name, quadratic.name], name, x)
 
 
 def _sparse_sigmoid(b: GraphBuilder, x: Value, name: str) -> Value:  # clip((x + 1) / 2, 0, 1)
@@ -121,14 +122,14 @@ def _glu(b: GraphBuilder, x: Value, name: str) -> Value:
     axis = x.onnx_axis(-1)
     size = x.shape[-1] if x.shape else None
     if b.opset >= 18:
-        first, second = b.node("Split", [x.name], f"{name}/split", outputs=2, axis=axis, num_outputs=2)
+        first, second = b.multi_node("Split", [x.name], f"{name}/split", outputs=2, axis=axis, num_outputs=2)
     else:
         if not isinstance(size, int):
             raise ValueError(f"glu needs the size of the last axis before opset 18 ({x.name})")
-        first, second = b.node("Split", [x.name, b.ints([size // 2, size // 2], "split")], f"{name}/split",
+        first, second = b.multi_node("Split", [x.name, b.ints([size // 2, size // 2], "split")], f"{name}/split",
                                outputs=2, axis=axis)
-    shape = (*x.shape[:-1], None if size is None else size // 2) if x.shape else None
-    gate = Value(b.node("Sigmoid", [second], f"{name}/sigmoid"), shape, x.perm)  # type: ignore[arg-type]
+    shape = (*x.shape[:-1], size // 2 if isinstance(size, int) else None) if x.shape else None
+    gate = Value(b.node("Sigmoid", [second], f"{name}/sigmoid"), shape, x.perm)
     return b.value("Mul", [first, gate.name], name, x, shape=shape)
 
 
@@ -196,9 +197,9 @@ def activation_problem(spec: Any) -> str | None:
 def apply_activation(b: GraphBuilder, x: Value, spec: Any, name: str) -> Value:
     """``x`` passed through the activation ``spec`` names (no node for ``linear``)."""
     key = activation_name(spec)
-    if key in _LINEAR:
+    if key is None or key in _LINEAR:
         return x
-    return ACTIVATIONS[key](b, x, name)  # type: ignore[index]
+    return ACTIVATIONS[key](b, x, name)
 
 
 def _check_activation(layer: ConfigLayer) -> str | None:
@@ -229,7 +230,7 @@ def relu(b: GraphBuilder, call: LayerCall) -> list[Value]:
         positive = b.value("Relu", [x.name], f"{name}/relu", x)
     else:
         above = b.node("Greater", [x.name, b.scalar(threshold, "threshold")], f"{name}/above")
-        positive = b.value("Where", [above, x.name, b.scalar(0.0, "zero")], f"{name}/positive", x)  # type: ignore[list-item]
+        positive = b.value("Where", [above, x.name, b.scalar(0.0, "zero")], f"{name}/positive", x)
     if top is not None:
         positive = _clip(0.0, float(top))(b, positive, f"{name}/clip")
     if slope == 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -60,6 +60,14 @@ class LayerCall:
         if found is None and sole and len(self.weights.tensors) == 1:
             found = next(iter(self.weights.tensors.values()))
         return found
+
+    @overload
+    def array(self, role: str, required: Literal[True] = True, sole: bool = False,
+              expect: tuple[Any, ...] | None = None) -> np.ndarray: ...
+
+    @overload
+    def array(self, role: str, required: bool, sole: bool = False,
+              expect: tuple[Any, ...] | None = None) -> np.ndarray | None: ...
 
     def array(self, role: str, required: bool = True, sole: bool = False,
               expect: tuple[Any, ...] | None = None) -> np.ndarray | None:

@@ -104,7 +104,7 @@ def pad_attrs(b: GraphBuilder, x: Value, spec: ConvSpec, name: str) -> dict[str,
 def _conv_node(b: GraphBuilder, x: Value, weight: str, bias: str | None, spec: ConvSpec, name: str,
                group: int) -> str:
     inputs = [x.name, weight] + ([bias] if bias else [])
-    return b.node("Conv", inputs, name, kernel_shape=spec.kernel, strides=spec.strides,  # type: ignore[return-value]
+    return b.node("Conv", inputs, name, kernel_shape=spec.kernel, strides=spec.strides,
                   dilations=spec.dilations, group=group, **pad_attrs(b, x, spec, name))
 
 
@@ -237,4 +237,4 @@ def conv_transpose(b: GraphBuilder, call: LayerCall) -> list[Value]:
     output = b.node("ConvTranspose", [x.name, weight] + ([bias] if bias else []), call.path,
                     kernel_shape=spec.kernel, strides=spec.strides, dilations=spec.dilations, pads=pads,
                     output_padding=output_padding if any(output_padding) else None)
-    return _finish(b, call, output, x, spec)  # type: ignore[arg-type]
+    return _finish(b, call, output, x, spec)

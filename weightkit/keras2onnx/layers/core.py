@@ -89,4 +89,4 @@ def lambda_layer(b: GraphBuilder, call: LayerCall) -> list[Value]:
         n, h, w, c = x.shape
         shape = (n, h // block if isinstance(h, int) else None, w // block if isinstance(w, int) else None,
                  c * block * block if isinstance(c, int) else None)
-    return [Value(b.node("SpaceToDepth", [x.name], call.path, blocksize=block), shape, x.perm)]  # type: ignore[arg-type]
+    return [Value(b.node("SpaceToDepth", [x.name], call.path, blocksize=block), shape, x.perm)]

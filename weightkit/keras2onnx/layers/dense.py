@@ -35,17 +35,18 @@ def dense(b: GraphBuilder, call: LayerCall) -> list[Value]:
         inputs = [x.name, b.weight((call.path, "weight"), f"{call.path}/kernel", lambda: kernel)]
         if bias is not None:
             inputs.append(b.weight((call.path, "bias"), f"{call.path}/bias", lambda: bias))
-        output = call.output(b.node("Gemm", inputs, call.path), x)  # type: ignore[arg-type]
+        output = call.output(b.node("Gemm", inputs, call.path), x)
     else:
         x = b.keras_order(x)
         weight = b.weight((call.path, "weight"), f"{call.path}/kernel", lambda: kernel)
         product = b.node("MatMul", [x.name, weight], f"{call.path}/matmul" if bias is not None else call.path)
         if bias is not None:
-            product = b.node("Add", [product, b.weight((call.path, "bias"), f"{call.path}/bias", lambda: bias)],  # type: ignore[list-item]
+            product = b.node("Add", [product, b.weight((call.path, "bias"), f"{call.path}/bias", lambda: bias)],
                              call.path)
-        output = call.output(product, x)  # type: ignore[arg-type]
+        output = call.output(product, x)
     activation = call.config.get("activation")
-    return [apply_activation(b, output, activation, f"{call.path}/{activation if isinstance(activation, str) else 'activation'}")]
+    label = activation if isinstance(activation, str) else "activation"
+    return [apply_activation(b, output, activation, f"{call.path}/{label}")]
 
 
 def _as_conv(b: GraphBuilder, call: LayerCall, x: Value, kernel: np.ndarray, bias: np.ndarray | None) -> Value:
@@ -56,4 +57,4 @@ def _as_conv(b: GraphBuilder, call: LayerCall, x: Value, kernel: np.ndarray, bia
     if bias is not None:
         inputs.append(b.weight((call.path, "bias"), f"{call.path}/bias", lambda: bias))
     output = b.node("Conv", inputs, call.path, kernel_shape=[1] * spatial)
-    return call.output(output, x)  # type: ignore[arg-type]
+    return call.output(output, x)

@@ -6,15 +6,18 @@ broadcasting matches Keras's; Concatenate's axis follows the layout.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from ...formats.keras import ConfigLayer
-from ..builder import GraphBuilder, Value
+from ..builder import GraphBuilder, Shape, Value
 from .base import LayerCall, emits
 
 _VARIADIC = {"Add": "Sum", "Maximum": "Max", "Minimum": "Min", "Average": "Mean"}
 _MERGE_MODES = {"sum": "Add", "mul": "Multiply", "ave": "Average", "max": "Maximum", "concat": "Concatenate"}
 
 
-def elementwise(b: GraphBuilder, class_name: str, values: list[Value], name: str, shape: object = True) -> Value:
+def elementwise(b: GraphBuilder, class_name: str, values: list[Value], name: str,
+                shape: Shape | None | Literal[True] = True) -> Value:
     """Keras's merge of ``values`` by ``class_name`` (Add, Subtract, Multiply, Average, Maximum, Minimum)."""
     values = b.align(values, name, expand_at=1)
     names = [v.name for v in values]
@@ -23,13 +26,13 @@ def elementwise(b: GraphBuilder, class_name: str, values: list[Value], name: str
     elif class_name == "Multiply":
         output = names[0]
         for index, other in enumerate(names[1:], 1):
-            output = b.node("Mul", [output, other], name if index == len(names) - 1 else f"{name}/mul{index}")  # type: ignore[assignment]
+            output = b.node("Mul", [output, other], name if index == len(names) - 1 else f"{name}/mul{index}")
     elif len(names) == 2 and class_name in ("Add", "Maximum", "Minimum"):
-        output = b.node({"Add": "Add", "Maximum": "Max", "Minimum": "Min"}[class_name], names, name)  # type: ignore[assignment]
+        output = b.node({"Add": "Add", "Maximum": "Max", "Minimum": "Min"}[class_name], names, name)
     else:
-        output = b.node(_VARIADIC[class_name], names, name)  # type: ignore[assignment]
+        output = b.node(_VARIADIC[class_name], names, name)
     widest = max(values, key=lambda v: v.rank or 0)
-    return widest.with_name(output, shape)  # type: ignore[arg-type]
+    return widest.with_name(output, shape)
 
 
 @emits("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")
@@ -37,11 +40,11 @@ def merge(b: GraphBuilder, call: LayerCall) -> list[Value]:
     return [elementwise(b, call.layer.class_name, call.inputs, call.path, call.output_shape())]
 
 
-def concatenate(b: GraphBuilder, values: list[Value], axis: int, name: str, shape: object) -> Value:
+def concatenate(b: GraphBuilder, values: list[Value], axis: int, name: str, shape: Shape | None) -> Value:
     """Concatenate along Keras axis ``axis`` in whatever layout the operands share."""
     values = b.align(values, name)
     onnx_axis = values[0].onnx_axis(axis)
-    return values[0].with_name(b.node("Concat", [v.name for v in values], name, axis=onnx_axis), shape)  # type: ignore[arg-type]
+    return values[0].with_name(b.node("Concat", [v.name for v in values], name, axis=onnx_axis), shape)
 
 
 @emits("Concatenate")
@@ -77,4 +80,4 @@ def custom_scale(b: GraphBuilder, call: LayerCall) -> list[Value]:
     """InceptionResNetV2's residual scaling: ``inputs[0] + inputs[1] * scale``."""
     first, second = b.align(call.inputs[:2], call.path, expand_at=1)
     scaled = b.node("Mul", [second.name, b.scalar(float(call.config.get("scale", 1.0)), "scale")], f"{call.path}/scale")
-    return [first.with_name(b.node("Add", [first.name, scaled], call.path), call.output_shape())]  # type: ignore[list-item]
+    return [first.with_name(b.node("Add", [first.name, scaled], call.path), call.output_shape())]

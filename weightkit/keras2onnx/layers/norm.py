@@ -7,6 +7,7 @@ default, not ONNX's 1e-5); on any other axis it becomes the same affine map as M
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -46,12 +47,20 @@ def batch_norm(b: GraphBuilder, call: LayerCall) -> list[Value]:
     if x.rank is not None and x.rank >= 3 and axis % x.rank == x.rank - 1:
         x = b.channels_first(x)
     if x.rank is not None and x.rank >= 2 and x.onnx_axis(axis) == 1:
-        names = [b.weight((call.path, role), f"{call.path}/{role}", lambda a=array: a)
-                 for role, array in (("gamma", gamma), ("beta", beta), ("moving_mean", mean), ("moving_variance", variance))]
-        return [call.output(b.node("BatchNormalization", [x.name, *names], call.path, epsilon=epsilon), x)]  # type: ignore[arg-type]
+        parameters = (("gamma", gamma), ("beta", beta), ("moving_mean", mean), ("moving_variance", variance))
+        names = [b.weight((call.path, role), f"{call.path}/{role}", _returning(array)) for role, array in parameters]
+        return [call.output(b.node("BatchNormalization", [x.name, *names], call.path, epsilon=epsilon), x)]
     scale = gamma.astype(np.float64) / np.sqrt(variance.astype(np.float64) + epsilon)
     shift = beta.astype(np.float64) - mean.astype(np.float64) * scale
     return [_affine(b, call, x, axis, scale, shift)]
+
+
+def _returning(array: np.ndarray) -> Callable[[], np.ndarray]:
+    return lambda: array
+
+
+def _transposed(array: np.ndarray, axes: tuple[int, ...]) -> Callable[[], np.ndarray]:
+    return lambda: array.transpose(axes)
 
 
 def _affine(b: GraphBuilder, call: LayerCall, x: Value, axis: int, scale: np.ndarray, shift: np.ndarray) -> Value:
@@ -65,7 +74,7 @@ def _affine(b: GraphBuilder, call: LayerCall, x: Value, axis: int, scale: np.nda
     shift_name = b.weight((call.path, "shift", layout), f"{call.path}/shift",
                           lambda: _for_layout(shift.reshape(shape[1:]), x))
     product = b.node("Mul", [x.name, scale_name], f"{call.path}/scale")
-    return call.output(b.node("Add", [product, shift_name], call.path), x)  # type: ignore[arg-type]
+    return call.output(b.node("Add", [product, shift_name], call.path), x)
 
 
 def _for_layout(array: np.ndarray, like: Value) -> np.ndarray:
@@ -90,19 +99,26 @@ def layer_norm(b: GraphBuilder, call: LayerCall) -> list[Value]:
     if trailing:
         x = b.keras_order(x)
     if trailing and b.opset >= 17:
-        param_shape = [x.shape[a] if x.shape else None for a in axes]
-        gamma = np.ones(param_shape, np.float32) if gamma is None else gamma
+        gamma = np.ones(_sizes(x, axes), np.float32) if gamma is None else gamma
         inputs = [x.name, b.weight((call.path, "gamma"), f"{call.path}/gamma", lambda: gamma)]
         if beta is not None:
             inputs.append(b.weight((call.path, "beta"), f"{call.path}/beta", lambda: beta))
-        return [call.output(b.node("LayerNormalization", inputs, call.path, axis=axes[0], epsilon=epsilon), x)]  # type: ignore[arg-type]
+        return [call.output(b.node("LayerNormalization", inputs, call.path, axis=axes[0], epsilon=epsilon), x)]
     return [_decomposed_layer_norm(b, call, x, axes, epsilon, gamma, beta)]
+
+
+def _sizes(x: Value, axes: list[int]) -> list[int]:
+    """The sizes of Keras axes ``axes`` of ``x``, which must be known (a weight's shape depends on them)."""
+    sizes = [x.shape[a] if x.shape else None for a in axes]
+    if not all(isinstance(size, int) for size in sizes):
+        raise ValueError(f"the sizes of axes {axes} of {x.name!r} are unknown ({sizes})")
+    return [int(size) for size in sizes if isinstance(size, int)]
 
 
 def _decomposed_layer_norm(b: GraphBuilder, call: LayerCall, x: Value, axes: list[int], epsilon: float,
                            gamma: np.ndarray | None, beta: np.ndarray | None) -> Value:
     centered, std = _centered_and_std(b, x, axes, epsilon, call.path)
-    result = Value(b.node("Div", [centered, std], f"{call.path}/normalized"), x.shape, x.perm)  # type: ignore[list-item, arg-type]
+    result = Value(b.node("Div", [centered, std], f"{call.path}/normalized"), x.shape, x.perm)
     return _scale_shift(b, call, x, result, axes, gamma, beta)
 
 
@@ -112,17 +128,17 @@ def _centered_and_std(b: GraphBuilder, x: Value, axes: list[int], epsilon: float
     mean = b.reduce("ReduceMean", x.name, onnx_axes, f"{name}/mean", keepdims=True)
     centered = b.node("Sub", [x.name, mean], f"{name}/centered")
     square = b.node("Mul", [centered, centered], f"{name}/square")
-    variance = b.reduce("ReduceMean", square, onnx_axes, f"{name}/variance", keepdims=True)  # type: ignore[arg-type]
-    std = b.node("Sqrt", [b.node("Add", [variance, b.scalar(epsilon, "epsilon")], f"{name}/plus_epsilon")],  # type: ignore[list-item]
+    variance = b.reduce("ReduceMean", square, onnx_axes, f"{name}/variance", keepdims=True)
+    std = b.node("Sqrt", [b.node("Add", [variance, b.scalar(epsilon, "epsilon")], f"{name}/plus_epsilon")],
                  f"{name}/std")
-    return centered, std  # type: ignore[return-value]
+    return centered, std
 
 
 def _rms_norm(b: GraphBuilder, call: LayerCall, x: Value, axes: list[int], epsilon: float,
               gamma: np.ndarray | None) -> Value:
     """Keras 3's (deprecated) ``rms_scaling``: ``x * rsqrt(variance + epsilon) * gamma``, not centred."""
     _, std = _centered_and_std(b, x, axes, epsilon, call.path)
-    result = Value(b.node("Div", [x.name, std], f"{call.path}/normalized"), x.shape, x.perm)  # type: ignore[list-item, arg-type]
+    result = Value(b.node("Div", [x.name, std], f"{call.path}/normalized"), x.shape, x.perm)
     return _scale_shift(b, call, x, result, axes, gamma, None)
 
 
@@ -134,9 +150,9 @@ def _scale_shift(b: GraphBuilder, call: LayerCall, x: Value, result: Value, axes
             continue
         shape = [x.shape[a] if (x.shape and a in axes) else 1 for a in range(rank)]
         full = np.asarray(array, np.float32).reshape(shape)
-        constant = b.weight((call.path, role, str(x.axes())), f"{call.path}/{role}", lambda f=full: f.transpose(x.axes()))
-        result = Value(b.node(op, [result.name, constant], f"{call.path}/{role}"), x.shape, x.perm)  # type: ignore[arg-type]
-    return call.output(b.node("Identity", [result.name], call.path), x)  # type: ignore[arg-type]
+        constant = b.weight((call.path, role, str(x.axes())), f"{call.path}/{role}", _transposed(full, x.axes()))
+        result = Value(b.node(op, [result.name, constant], f"{call.path}/{role}"), x.shape, x.perm)
+    return call.output(b.node("Identity", [result.name], call.path), x)
 
 
 @emits("Normalization")
@@ -157,9 +173,9 @@ def normalization(b: GraphBuilder, call: LayerCall) -> list[Value]:
     std_name = b.broadcast_constant(std, x, f"{call.path}/std")
     if call.config.get("invert"):
         scaled = b.node("Mul", [x.name, std_name], f"{call.path}/scale")
-        return [call.output(b.node("Add", [scaled, mean_name], call.path), x)]  # type: ignore[list-item, arg-type]
+        return [call.output(b.node("Add", [scaled, mean_name], call.path), x)]
     centered = b.node("Sub", [x.name, mean_name], f"{call.path}/center")
-    return [call.output(b.node("Div", [centered, std_name], call.path), x)]  # type: ignore[list-item, arg-type]
+    return [call.output(b.node("Div", [centered, std_name], call.path), x)]
 
 
 @emits("Rescaling")
@@ -170,8 +186,8 @@ def rescaling(b: GraphBuilder, call: LayerCall) -> list[Value]:
     offset = _number_or_array(call.config.get("offset", 0.0))
     output = b.node("Mul", [x.name, b.broadcast_constant(scale, x, f"{call.path}/scale")], f"{call.path}/scale")
     if np.any(np.asarray(offset) != 0):
-        output = b.node("Add", [output, b.broadcast_constant(offset, x, f"{call.path}/offset")], call.path)  # type: ignore[list-item]
-    return [call.output(output, x)]  # type: ignore[arg-type]
+        output = b.node("Add", [output, b.broadcast_constant(offset, x, f"{call.path}/offset")], call.path)
+    return [call.output(output, x)]
 
 
 def _statistic(values: Any, shape: list[Any]) -> np.ndarray:
@@ -191,4 +207,4 @@ def layer_scale(b: GraphBuilder, call: LayerCall) -> list[Value]:
     x = call.inputs[0]
     gamma = call.array("weight", sole=True)
     constant = b.weight((call.path, "gamma", str(x.axes())), f"{call.path}/gamma", lambda: _for_layout(gamma, x))
-    return [call.output(b.node("Mul", [x.name, constant], call.path), x)]  # type: ignore[arg-type]
+    return [call.output(b.node("Mul", [x.name, constant], call.path), x)]

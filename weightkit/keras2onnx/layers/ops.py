@@ -14,8 +14,8 @@ import numpy as np
 
 from ...formats.keras import ConfigLayer
 from ..builder import GraphBuilder, Value
-from .activations import ACTIVATIONS
 from ..nodes import Call
+from .activations import ACTIVATIONS
 from .base import LAYERS, OPS, LayerCall, emits_op
 
 __all__ = ["BINARY", "is_operation_call"]
@@ -109,7 +109,10 @@ def reduce(b: GraphBuilder, call: LayerCall) -> list[Value]:
     x = call.inputs[0]
     rank = x.rank or 0
     axis = call.config.get("axis")
-    keras_axes = list(range(rank)) if axis is None else [int(a) % rank for a in (axis if isinstance(axis, list) else [axis])]
+    if axis is None:
+        keras_axes = list(range(rank))
+    else:
+        keras_axes = [int(a) % rank for a in (axis if isinstance(axis, list) else [axis])]
     keepdims = bool(call.config.get("keepdims", False))
     if not keepdims:
         x = b.keras_order(x)
@@ -124,4 +127,4 @@ def reshape(b: GraphBuilder, call: LayerCall) -> list[Value]:
     x = b.keras_order(call.inputs[0])
     target = [int(d) if d is not None else -1 for d in call.config.get("newshape", call.config.get("new_shape", []))]
     shape = b.ints(target, f"{call.path}/shape")
-    return [Value(b.node("Reshape", [x.name, shape], call.path), tuple(None if d == -1 else d for d in target))]  # type: ignore[arg-type]
+    return [Value(b.node("Reshape", [x.name, shape], call.path), tuple(None if d == -1 else d for d in target))]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...formats.keras import ConfigLayer
+from ...model import Dim
 from ..builder import GraphBuilder, Value
 from ..padding import window_pads
 from .base import LayerCall, emits, option
@@ -45,7 +46,7 @@ def _pool(op: str, b: GraphBuilder, call: LayerCall) -> list[Value]:
     padding = str(option(config, "padding", default="valid")).lower()
     last = _channels_last(config)
     x = b.channels_first(call.inputs[0]) if last else b.keras_order(call.inputs[0])
-    sizes = list(x.shape[1:-1] if last else x.shape[2:]) if x.shape else [None] * rank
+    sizes: list[Dim] = list(x.shape[1:-1] if last else x.shape[2:]) if x.shape else [None] * rank
     pads, auto = window_pads(padding, sizes, pool, strides, [1] * rank)
     attrs: dict[str, Any] = {"kernel_shape": pool, "strides": strides}
     attrs.update({"pads": pads} if pads is not None else {"auto_pad": auto})
@@ -53,7 +54,7 @@ def _pool(op: str, b: GraphBuilder, call: LayerCall) -> list[Value]:
         b.warnings.append(f"{call.path}: input size unknown, so 'same' padding is auto_pad=SAME_UPPER")
     if op == "AveragePool":
         attrs["count_include_pad"] = 0
-    return [call.output(b.node(op, [x.name], call.path, **attrs), x)]  # type: ignore[arg-type]
+    return [call.output(b.node(op, [x.name], call.path, **attrs), x)]
 
 
 @emits(*_MAX, check=_check)

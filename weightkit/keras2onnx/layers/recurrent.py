@@ -12,6 +12,7 @@ output is re-reversed to Keras's order (Keras returns it in processing order).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -110,8 +111,8 @@ def recurrent(b: GraphBuilder, call: LayerCall) -> list[Value]:
     weights = _weights(b, call, kind, config, [tensors])
     attrs = _attributes(b, kind, config, directions=1)
     attrs["direction"] = "reverse" if config.get("go_backwards") else "forward"
-    outputs = b.node(_ONNX_OP[kind], [x.name, *weights], call.path, outputs=3 if kind == "LSTM" else 2, **attrs)
-    return _keras_outputs(b, call, outputs, int(config["units"]), bool(config.get("time_major")))  # type: ignore[arg-type]
+    outputs = b.multi_node(_ONNX_OP[kind], [x.name, *weights], call.path, outputs=3 if kind == "LSTM" else 2, **attrs)
+    return _keras_outputs(b, call, outputs, int(config["units"]), bool(config.get("time_major")))
 
 
 def _with_reset_after(kind: str, config: dict[str, Any], tensors: list[Tensor]) -> dict[str, Any]:
@@ -134,8 +135,12 @@ def _weights(b: GraphBuilder, call: LayerCall, kind: str, config: dict[str, Any]
         kernel, recurrent_kernel, bias = _arrays(call, tensors, _GATES[kind], units, use_bias)
         for stack, array in zip(stacks, _onnx_weights(kind, kernel, recurrent_kernel, bias, units)):
             stack.append(array)
-    return [b.weight((call.path, role), f"{call.path}/{role}", lambda s=stack: np.concatenate(s))
+    return [b.weight((call.path, role), f"{call.path}/{role}", _concatenated(stack))
             for role, stack in zip(("W", "R", "B"), stacks)]
+
+
+def _concatenated(arrays: list[np.ndarray]) -> Callable[[], np.ndarray]:
+    return lambda: np.concatenate(arrays)
 
 
 def _attributes(b: GraphBuilder, kind: str, config: dict[str, Any], directions: int) -> dict[str, Any]:
@@ -159,7 +164,7 @@ def _keras_outputs(b: GraphBuilder, call: LayerCall, outputs: list[str], units: 
         sequence = b.squeeze(outputs[0], [1], f"{path}/sequence")
         if config.get("go_backwards"):  # Keras returns the sequence in processing (reversed) order
             sequence = b.node("Slice", [sequence, b.ints([-1], "starts"), b.ints([_INT64_MIN], "ends"),
-                                        b.ints([0], "axes"), b.ints([-1], "steps")], f"{path}/reversed")  # type: ignore[assignment]
+                                        b.ints([0], "axes"), b.ints([-1], "steps")], f"{path}/reversed")
         if time_major:
             first = Value(sequence, (steps, batch, units))
         else:
@@ -189,7 +194,8 @@ def _check_bidirectional(layer: ConfigLayer) -> str | None:
     return _check(ConfigLayer(layer.name, kind, forward))
 
 
-_MERGE = {"concat": None, "sum": "ReduceSum", "mul": "ReduceProd", "ave": "ReduceMean", None: None}
+_REDUCE = {"sum": "ReduceSum", "mul": "ReduceProd", "ave": "ReduceMean"}
+_MERGE = {"concat", None, *_REDUCE}
 
 
 @emits("Bidirectional", check=_check_bidirectional)
@@ -201,8 +207,8 @@ def bidirectional(b: GraphBuilder, call: LayerCall) -> list[Value]:
     x = _time_major_input(b, call, config)
     weights = _weights(b, call, kind, config, halves)
     attrs = {**_attributes(b, kind, config, directions=2), "direction": "bidirectional"}
-    outputs = b.node(_ONNX_OP[kind], [x.name, *weights], call.path, outputs=3 if kind == "LSTM" else 2, **attrs)
-    return _bidirectional_outputs(b, call, config, outputs)  # type: ignore[arg-type]
+    outputs = b.multi_node(_ONNX_OP[kind], [x.name, *weights], call.path, outputs=3 if kind == "LSTM" else 2, **attrs)
+    return _bidirectional_outputs(b, call, config, outputs)
 
 
 def _bidirectional_outputs(b: GraphBuilder, call: LayerCall, config: dict[str, Any], outputs: list[str]) -> list[Value]:
@@ -214,25 +220,26 @@ def _bidirectional_outputs(b: GraphBuilder, call: LayerCall, config: dict[str, A
     sequences = bool(config.get("return_sequences"))
     source, axis = (outputs[0], 1) if sequences else (outputs[1], 0)
     if mode is None:
-        halves = b.node("Split", [source, b.ints([1, 1], "split")], f"{path}/split", outputs=2, axis=axis)
+        halves = b.multi_node("Split", [source, b.ints([1, 1], "split")], f"{path}/split", outputs=2, axis=axis)
         merged = [b.squeeze(half, [axis], f"{path}/{side}") for half, side in zip(halves, ("forward", "backward"))]
     elif mode == "concat":
         moved = b.node("Transpose", [source], f"{path}/directions_last", perm=[0, 2, 1, 3] if sequences else [1, 0, 2])
         merged = [b.node("Reshape", [moved, b.ints([0, 0, 2 * units] if sequences else [0, 2 * units], "shape")],
                          f"{path}/concat")]
     else:
-        merged = [b.reduce(_MERGE[mode], source, [axis], f"{path}/{mode}", keepdims=False)]  # type: ignore[arg-type]
+        merged = [b.reduce(_REDUCE[mode], source, [axis], f"{path}/{mode}", keepdims=False)]
     width = 2 * units if mode == "concat" else units
     if sequences:
         values = [Value(m, (steps, batch, width)) if time_major else Value(m, (batch, steps, width), (1, 0, 2))
-                  for m in merged]  # type: ignore[arg-type]
+                  for m in merged]
     else:
-        values = [Value(m, (batch, width)) for m in merged]  # type: ignore[arg-type]
+        values = [Value(m, (batch, width)) for m in merged]
     if not config.get("return_state") and not call.config.get("return_state"):
         return values
     states = []
     for index, name in enumerate(outputs[1:]):
-        forward, backward = b.node("Split", [name, b.ints([1, 1], "split")], f"{path}/state{index}", outputs=2, axis=0)
+        forward, backward = b.multi_node("Split", [name, b.ints([1, 1], "split")], f"{path}/state{index}",
+                                         outputs=2, axis=0)
         states += [Value(b.squeeze(forward, [0], f"{path}/state{index}_forward"), (batch, units)),
                    Value(b.squeeze(backward, [0], f"{path}/state{index}_backward"), (batch, units))]
     order = [0, 2, 1, 3] if len(states) == 4 else [0, 1]  # Keras: h_fw, c_fw, h_bw, c_bw

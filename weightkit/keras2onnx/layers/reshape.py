@@ -35,7 +35,7 @@ def flatten(b: GraphBuilder, call: LayerCall) -> list[Value]:
     if call.config.get("data_format") == "channels_first" and rank > 2:
         order = (0, *range(2, rank), 1)
     x = b.relayout(x, order)
-    return [Value(b.node("Flatten", [x.name], call.path, axis=1), call.output_shape())]  # type: ignore[arg-type]
+    return [Value(b.node("Flatten", [x.name], call.path, axis=1), call.output_shape())]
 
 
 @emits("Reshape")
@@ -43,7 +43,7 @@ def reshape(b: GraphBuilder, call: LayerCall) -> list[Value]:
     x = b.keras_order(call.inputs[0])
     target = [int(d) if d is not None else -1 for d in call.config["target_shape"]]
     shape = b.ints([0, *target], f"{call.path}/shape")
-    return [Value(b.node("Reshape", [x.name, shape], call.path), call.output_shape())]  # type: ignore[arg-type]
+    return [Value(b.node("Reshape", [x.name, shape], call.path), call.output_shape())]
 
 
 @emits("Permute")
@@ -53,7 +53,7 @@ def permute(b: GraphBuilder, call: LayerCall) -> list[Value]:
     order = (0, *(int(d) for d in call.config["dims"]))
     relabelled = tuple(order.index(axis) for axis in x.axes())
     output = b.node("Identity", [x.name], call.path)
-    return [Value(output, call.output_shape(), None if relabelled == identity(len(order)) else relabelled)]  # type: ignore[arg-type]
+    return [Value(output, call.output_shape(), None if relabelled == identity(len(order)) else relabelled)]
 
 
 def _pairs(value: Any, rank: int) -> list[tuple[int, int]]:
@@ -73,7 +73,7 @@ def zero_padding(b: GraphBuilder, call: LayerCall) -> list[Value]:
     for axis, (before, after) in zip(_spatial_axes(call.config, _rank(call.layer)), pairs):
         begins[x.onnx_axis(axis)], ends[x.onnx_axis(axis)] = before, after
     pads = b.ints(begins + ends, f"{call.path}/pads")
-    return [call.output(b.node("Pad", [x.name, pads], call.path, mode="constant"), x)]  # type: ignore[arg-type]
+    return [call.output(b.node("Pad", [x.name, pads], call.path, mode="constant"), x)]
 
 
 @emits("Cropping1D", "Cropping2D", "Cropping3D")
@@ -87,7 +87,7 @@ def cropping(b: GraphBuilder, call: LayerCall) -> list[Value]:
         ends.append(-after if after else _INT64_MAX)
     inputs = [x.name, b.ints(starts, f"{call.path}/starts"), b.ints(ends, f"{call.path}/ends"),
               b.ints(axes, f"{call.path}/axes")]
-    return [call.output(b.node("Slice", inputs, call.path), x)]  # type: ignore[arg-type]
+    return [call.output(b.node("Slice", inputs, call.path), x)]
 
 
 def _check_upsampling(layer: ConfigLayer) -> str | None:
@@ -113,4 +113,4 @@ def upsampling(b: GraphBuilder, call: LayerCall) -> list[Value]:
     else:
         attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
     scale_name = b.constant(scales, f"{call.path}/scales")
-    return [call.output(b.node("Resize", [x.name, "", scale_name], call.path, **attrs), x)]  # type: ignore[arg-type]
+    return [call.output(b.node("Resize", [x.name, "", scale_name], call.path, **attrs), x)]

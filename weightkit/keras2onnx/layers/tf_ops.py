@@ -48,7 +48,7 @@ def broadcast_shape(shapes: list[Any]) -> tuple[Any, ...] | None:
 
 @emits("TFOpLambda", check=_check)
 def tf_op(b: GraphBuilder, call: LayerCall) -> list[Value]:
-    function = call.config.get("function")
+    function = str(call.config.get("function"))  # `_check` let only known names through
     x = call.inputs[0]
     if function in _UNARY:
         return [ACTIVATIONS[_UNARY[function]](b, x, call.path)]
