@@ -59,7 +59,8 @@ def test_role_in_kind_names_a_depthwise_kernel_weight():
 @pytest.mark.parametrize(("shapes", "kind"), [
     ({"weight": (3, 3, 3, 8), "bias": (8,)}, "conv2d"), ({"weight": (4, 2)}, "dense"),
     ({"weight": (8,), "bias": (8,), "running_mean": (8,)}, "batch_norm"),
-    ({"weight": (3, 16), "recurrent_weight": (4, 16)}, "lstm"), ({"weight": (3, 12), "recurrent_weight": (4, 12)}, "gru"),
+    ({"weight": (3, 16), "recurrent_weight": (4, 16)}, "lstm"),
+    ({"weight": (3, 12), "recurrent_weight": (4, 12)}, "gru"),
     ({"depthwise_weight": (3, 3, 8, 1), "pointwise_weight": (1, 1, 8, 4)}, "separable_conv2d"), ({}, "unknown"),
 ])
 def test_infer_kind(shapes, kind):

@@ -67,9 +67,11 @@ _KERAS_KINDS = {
         "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
         # Keras 2.x/3 aliases
         "MaxPool1D", "MaxPool2D", "MaxPool3D", "AvgPool1D", "AvgPool2D", "AvgPool3D",
-        "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D",
+        "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D",
+        "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D",
     ),
-    "dropout": ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout"),
+    "dropout": ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
+                "GaussianDropout", "AlphaDropout"),
     "reshape": ("Flatten", "Reshape", "Permute", "RepeatVector"),
     "merge": ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "Merge",
               # Inception-ResNet's residual ``x + scale * y`` (tf.keras applications), also as registered custom

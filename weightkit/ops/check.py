@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..formats.state_dict import layers_from_state_dict
-from ..model import Model, Tensor
+from ..model import Dim, Model, Tensor
+from ..records import recorded_backbone
 from .canonical import Unit, canonical_array, canonical_shape, to_layout_of, units
 from .diff import align
-from ..records import recorded_backbone
 from .fingerprint import fingerprint
 
 __all__ = ["Finding", "CheckReport", "check_into", "check_junction", "fixed_checkpoint", "check_document"]
@@ -316,16 +316,17 @@ def _compare_layers(position: int, have, want, report: CheckReport, by_name: boo
 def _cross_format(checkpoint: Model, model: Model) -> CheckReport:
     report = CheckReport("into", "cross-format")
     for pair in align(units(checkpoint), units(model)):
-        if pair.a is None:
-            report.findings.append(Finding("missing", "error", f"model layer {pair.b.path!r} has no counterpart in "
-                                           "the checkpoint", [t.name for t in pair.b.tensors.values()],
+        have, want = pair.a, pair.b
+        if have is not None and want is not None:
+            _cross_pair(have, want, report)
+        elif want is not None:
+            report.findings.append(Finding("missing", "error", f"model layer {want.path!r} has no counterpart in "
+                                           "the checkpoint", [t.name for t in want.tensors.values()],
                                            fix="it keeps its initialization"))
-        elif pair.b is None:
-            report.findings.append(Finding("unexpected", "error", f"checkpoint layer {pair.a.path!r} has no "
-                                           "counterpart in the model", [t.name for t in pair.a.tensors.values()],
+        elif have is not None:
+            report.findings.append(Finding("unexpected", "error", f"checkpoint layer {have.path!r} has no "
+                                           "counterpart in the model", [t.name for t in have.tensors.values()],
                                            fix="drop it"))
-        else:
-            _cross_pair(pair.a, pair.b, report)
     return report
 
 
@@ -337,7 +338,8 @@ def _cross_pair(have: Unit, want: Unit, report: CheckReport) -> None:
                                            f"{have.path!r}", [want_tensor.name]))
         elif canonical_shape(have_tensor) != canonical_shape(want_tensor):
             report.findings.append(Finding("shape", "error", f"{want_tensor.name}: model {list(want_tensor.shape)}, "
-                                           f"checkpoint {have_tensor.name} {list(have_tensor.shape)}", [want_tensor.name]))
+                                           f"checkpoint {have_tensor.name} {list(have_tensor.shape)}",
+                                           [want_tensor.name]))
         else:
             report.renames[have_tensor.name] = want_tensor.name
             if have_tensor.shape != want_tensor.shape:
@@ -360,7 +362,7 @@ def check_junction(backbone: Model, head: Model, *, input_shape: tuple[int, ...]
         report.findings.append(Finding(
             "junction", "error", f"backbone layer {producer!r} puts out {produced} channels"
             + (f" (feature map {list(feature_map)})" if feature_map else "")
-            + f"; head layer {consumer!r} expects {expected}", [producer, consumer],
+            + f"; head layer {consumer!r} expects {expected}", [n for n in (producer, consumer) if n is not None],
             fix=f"use a head made for a {produced}-channel backbone, or a backbone that puts out {expected} channels"))
     else:
         report.findings.append(Finding("fits", "info", f"backbone layer {producer!r} puts out {produced} channels"
@@ -370,21 +372,34 @@ def check_junction(backbone: Model, head: Model, *, input_shape: tuple[int, ...]
     return report
 
 
-def _backbone_output(backbone: Model, input_shape: tuple[int, ...] | None) -> tuple[int | None, str | None, tuple | None]:
-    if backbone.has_graph and backbone.framework == "keras" and backbone.config is not None:
-        from ..formats.keras import architecture, infer_shapes
-
-        root = architecture(backbone)
-        inputs = [(None, *input_shape)] if input_shape else None
-        shapes = infer_shapes(root, inputs)
-        name = (root.output_names or [root.layers[-1].name])[0]
-        shape = shapes.get(name)
-        if shape is not None and isinstance(shape[-1], int):
-            return shape[-1], name, shape
+def _backbone_output(backbone: Model,
+                     input_shape: tuple[int, ...] | None) -> tuple[int | None, str | None, tuple | None]:
+    keras_output = _keras_graph_output(backbone, input_shape)
+    if keras_output is not None:
+        return keras_output
     last = _weighted_units(backbone)[-1:] if _weighted_units(backbone) else []
     for unit in last:
         return _out_channels(unit), unit.path, None
     return None, None, None
+
+
+def _keras_graph_output(backbone: Model,
+                        input_shape: tuple[int, ...] | None) -> tuple[int, str, tuple[Dim, ...]] | None:
+    """Channels, name and shape of a Keras graph's output, from its config; None when they are unknown."""
+    if not (backbone.has_graph and backbone.framework == "keras" and backbone.config is not None):
+        return None
+    from ..formats.keras import architecture, infer_shapes
+
+    root = architecture(backbone)
+    if root is None:
+        return None
+    inputs: list[tuple[Dim, ...] | None] | None = [(None, *input_shape)] if input_shape else None
+    shapes = infer_shapes(root, inputs)
+    name = (root.output_names or [root.layers[-1].name])[0]
+    shape = shapes.get(name)
+    if shape is not None and isinstance(shape[-1], int):
+        return shape[-1], name, shape
+    return None
 
 
 def _head_input(head: Model) -> tuple[int | None, str | None]:

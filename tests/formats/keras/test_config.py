@@ -31,7 +31,8 @@ def small_functional():
 
 
 def test_keras3_sequential_from_get_config():
-    model = keras.Sequential([keras.Input((5,), name="x"), keras.layers.Dense(3, name="d1"), keras.layers.Dense(2, name="d2")])
+    model = keras.Sequential([keras.Input((5,), name="x"), keras.layers.Dense(3, name="d1"),
+                              keras.layers.Dense(2, name="d2")])
     root = parse_config(record(model))
     assert root.class_name == "Sequential" and root.is_model
     assert [layer.name for layer in root.layers] == ["x", "d1", "d2"]
@@ -114,9 +115,11 @@ def keras1_layer(class_name, **config):
     ("Convolution3D", {"kernel_dim1": 1, "kernel_dim2": 2, "kernel_dim3": 3}, {"kernel_size": [1, 2, 3]}),
     ("MaxPooling1D", {"pool_length": 2, "stride": None, "border_mode": "valid"},
      {"pool_size": [2], "strides": None, "padding": "valid"}),
-    ("Dense", {"output_dim": 5, "input_dim": 7, "b_regularizer": None}, {"units": 5, "input_shape": [7], "bias_regularizer": None}),
+    ("Dense", {"output_dim": 5, "input_dim": 7, "b_regularizer": None},
+     {"units": 5, "input_shape": [7], "bias_regularizer": None}),
     ("LSTM", {"output_dim": 4, "inner_init": "orthogonal", "dropout_W": 0.1, "dropout_U": 0.2, "consume_less": "gpu"},
-     {"units": 4, "recurrent_initializer": "orthogonal", "dropout": 0.1, "recurrent_dropout": 0.2, "implementation": 2}),
+     {"units": 4, "recurrent_initializer": "orthogonal", "dropout": 0.1, "recurrent_dropout": 0.2,
+      "implementation": 2}),
     ("Embedding", {"input_dim": 100, "output_dim": 8, "init": "uniform"},
      {"input_dim": 100, "output_dim": 8, "embeddings_initializer": "uniform"}),
     ("Dropout", {"p": 0.5}, {"rate": 0.5}),
@@ -186,4 +189,4 @@ def test_architecture_does_not_keep_models_alive():
 
 def test_architecture_of_a_broken_config_is_a_file_format_error():
     with pytest.raises(FileFormatError, match="not a Keras config"):
-        architecture(Model(framework="keras", config="nonsense"))  # type: ignore[arg-type]
+        architecture(Model(framework="keras", config="nonsense"))  # type: ignore[arg-type]  # a config that is not a dict, on purpose

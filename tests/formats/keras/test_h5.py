@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import weightkit
+from weightkit.errors import FileFormatError
 
 keras = pytest.importorskip("keras")
 
@@ -60,3 +61,20 @@ def test_layer_names_with_a_slash_make_nested_groups(tmp_path):
         layer = loaded.layers[0]
         assert layer.kind == "conv2d" and not layer.layers
         assert layer.tensors["weight"].shape == (1, 1, 64, 16)
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".weights.h5", ".keras"])
+def test_reading_after_close_is_a_file_format_error(tmp_path, suffix):
+    """A tensor read once its model was closed names the cause, not h5py's 'invalid identifier'."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
+    path = tmp_path / f"model{suffix}"
+    if suffix == ".weights.h5":
+        model.save_weights(path)
+    else:
+        model.save(path)
+    loaded = weightkit.load(path)
+    tensor = loaded.tensors()[0]
+    assert tensor.read().shape == tensor.shape
+    loaded.close()
+    with pytest.raises(FileFormatError, match="the model was closed"):
+        tensor.read()

@@ -122,8 +122,10 @@ def test_keras1_config_shapes_match_its_keras3_equivalent(dim_ordering):
             "name": "atrous", "nb_filter": 2, "nb_row": 3, "nb_col": 3, "atrous_rate": [2, 2], "border_mode": "valid",
             "dim_ordering": dim_ordering}},
         {"class_name": "MaxPooling2D", "name": "pool", "inbound_nodes": [[["atrous", 0, 0]]], "config": {
-            "name": "pool", "pool_size": [2, 2], "strides": None, "border_mode": "same", "dim_ordering": dim_ordering}},
-        {"class_name": "Flatten", "name": "flatten", "inbound_nodes": [[["pool", 0, 0]]], "config": {"name": "flatten"}},
+            "name": "pool", "pool_size": [2, 2], "strides": None, "border_mode": "same",
+            "dim_ordering": dim_ordering}},
+        {"class_name": "Flatten", "name": "flatten", "inbound_nodes": [[["pool", 0, 0]]],
+         "config": {"name": "flatten"}},
         {"class_name": "Dense", "name": "dense", "inbound_nodes": [[["flatten", 0, 0]]],
          "config": {"name": "dense", "output_dim": 7}},
     ]
@@ -139,3 +141,14 @@ def test_keras1_config_shapes_match_its_keras3_equivalent(dim_ordering):
         L.Dense(7, name="dense"),
     ])
     assert infer_shapes(root) == keras_shapes(reference)
+
+
+def test_symbolic_spatial_dims_make_the_shape_unknown_not_wrong():
+    """ONNX inputs can name a dim ('height'): arithmetic on it is unknown, and a symbolic batch passes through."""
+    inputs = keras.Input((8, 8, 4), name="image")
+    x = L.Conv2DTranspose(5, 3, strides=2, padding="same", name="transpose")(inputs)
+    x = L.UpSampling2D(2, name="up")(x)
+    model = keras.Model(inputs, L.ReLU(name="relu")(x))
+    shapes = infer_shapes(parsed(model), [("batch", "height", "width", 4)])
+    assert shapes["transpose"] is None and shapes["up"] is None and shapes["relu"] is None
+    assert infer_shapes(parsed(model), [("batch", 8, 8, 4)])["up"] == ("batch", 32, 32, 5)

@@ -42,8 +42,8 @@ def test_bfloat16_variables_read_as_bfloat16(tmp_path):
 
 
 def test_nested_functional_and_sequential_models(tmp_path):
-    inner = keras.Sequential([keras.Input((6,)), keras.layers.Dense(5, name="in_a"), keras.layers.Dense(4, name="in_b")],
-                             name="block")
+    inner = keras.Sequential([keras.Input((6,)), keras.layers.Dense(5, name="in_a"),
+                              keras.layers.Dense(4, name="in_b")], name="block")
     x = keras.Input((6,), name="x")
     y = keras.layers.Dense(2, name="head")(inner(x))
     model = keras.Model(x, y)

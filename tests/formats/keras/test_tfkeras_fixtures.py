@@ -31,7 +31,8 @@ def test_parameter_counts_match_keras(fixtures, name):
             from weightkit.ops.inspect import totals
 
             total = totals(model)
-            assert (total.trainable, total.non_trainable) == (expected["trainable_params"], expected["non_trainable_params"])
+            assert (total.trainable, total.non_trainable) == (expected["trainable_params"],
+                                                              expected["non_trainable_params"])
 
 
 @pytest.mark.parametrize("name", FILES)

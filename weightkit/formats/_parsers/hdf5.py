@@ -1,4 +1,4 @@
-"""Safe, lazy access to HDF5 files: opening, attribute decoding, and tensors over datasets.
+"""Safe, lazy access to HDF5 files: opening, attribute decoding, and reading datasets.
 
 Keras writers disagree on how they store attributes (bytes or str, fixed or
 variable length, split into chunks ``name0``, ``name1``, ...); this module reads
@@ -18,7 +18,6 @@ import numpy as np
 
 from ... import dtypes
 from ...errors import FileFormatError, UnsafeFileError
-from ...model import Tensor
 
 __all__ = [
     "HDF5_SIGNATURE",
@@ -27,7 +26,6 @@ __all__ = [
     "attr_text",
     "attr_json",
     "name_list",
-    "dataset_tensor",
 ]
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -46,6 +44,7 @@ class H5Source:
         import h5py
 
         self.path = path
+        self._closed = False
         self._fileobj = opener() if opener else None
         try:
             self.file = h5py.File(self._fileobj if self._fileobj else path, "r")
@@ -55,8 +54,16 @@ class H5Source:
                                   hint="the file may be truncated or corrupted") from None
         _refuse_external_links(self.file, path)
 
+    @property
+    def closed(self) -> bool:
+        """True once `close` has run (or h5py closed the file): nothing can be read any more."""
+        return self._closed or not self.file.id.valid
+
     def read(self, dataset_path: str) -> np.ndarray:
         """Read one dataset whole, after checking it is safe to."""
+        if self.closed:
+            raise FileFormatError(f"the HDF5 file was closed; dataset {dataset_path!r} can no longer be read",
+                                  path=self.path)
         dataset = self.file[dataset_path]
         _check_storage(dataset, self.path)
         try:
@@ -69,6 +76,7 @@ class H5Source:
         return np.asarray(array)
 
     def close(self) -> None:
+        self._closed = True
         file = getattr(self, "file", None)
         if file is not None:
             file.close()
@@ -126,20 +134,6 @@ def name_list(obj: Any, name: str) -> list[str] | None:
         names.extend(_names(chunk))
         index += 1
     return names
-
-
-def dataset_tensor(dataset: Any, source: H5Source, name: str, **fields: Any) -> Tensor:
-    """A lazy tensor over an h5py dataset: shape and dtype from metadata, data read on demand."""
-    if dataset.attrs.get("dtype") == "bfloat16":
-        dtype = "bfloat16"
-    else:
-        dtype = dtypes.from_numpy(dataset.dtype)
-    dataset_path = dataset.name
-
-    def load() -> np.ndarray:
-        return source.read(dataset_path)
-
-    return Tensor(name, tuple(int(d) for d in dataset.shape), dtype, loader=load, **fields)
 
 
 def _attr(obj: Any, name: str) -> Any:

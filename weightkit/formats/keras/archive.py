@@ -12,12 +12,12 @@ from typing import Any
 
 from ...errors import FileFormatError, UnsafeFileError, UnsupportedError
 from ...model import Model
-from . import store
-from .._parsers.hdf5 import H5Source
-from .._owned import owned_by_model
-from .._probe import Probe
 from ...records import records
+from .._owned import owned_by_model
+from .._parsers.hdf5 import H5Source
 from .._parsers.zip import open_member, open_zip
+from .._probe import Probe
+from . import store
 from .config import parse_config, remember_architecture
 from .shapes import output_specs
 

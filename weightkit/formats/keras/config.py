@@ -132,18 +132,25 @@ def _parse_layer(data: dict[str, Any]) -> ConfigLayer:
         config = {}
     name = data.get("name") or config.get("name") or class_name.lower()
     module = data.get("module") if isinstance(data.get("module"), str) else None
-    sublayers = config.get("layers")
-    nested = isinstance(sublayers, list) and (class_name in MODEL_CLASSES or class_name not in {"Merge"})
-    modern = config if nested else modern_config(class_name, config)
+    sublayers = _sublayers(class_name, config)
+    modern = config if sublayers is not None else modern_config(class_name, config)
     layer = ConfigLayer(str(name), class_name, modern, inbound=_inbound_names(data.get("inbound_nodes")),
                         module=module, raw=config)
-    if nested:
+    if sublayers is not None:
         layer.layers = [_parse_layer(item) for item in sublayers if isinstance(item, dict)]
         layer.input_names = _endpoint_names(config.get("input_layers"))
         layer.output_names = _endpoint_names(config.get("output_layers"))
         if class_name == "Sequential":
             _chain_sequential(layer.layers)
     return layer
+
+
+def _sublayers(class_name: str, config: dict[str, Any]) -> list[Any] | None:
+    """The layer configs of a nested model (Sequential, Functional, ...); None for a plain layer."""
+    sublayers = config.get("layers")
+    if isinstance(sublayers, list) and (class_name in MODEL_CLASSES or class_name not in {"Merge"}):
+        return sublayers
+    return None
 
 
 def _inbound_names(nodes: Any) -> list[str]:

@@ -15,10 +15,11 @@ from typing import Any
 from ... import kinds
 from ...errors import FileFormatError
 from ...model import Layer, Model, Tensor
-from . import store
-from .._parsers.hdf5 import HDF5_SIGNATURE, H5Source, attr_json, attr_text, dataset_tensor, name_list
 from .._owned import owned_by_model
+from .._parsers.hdf5 import HDF5_SIGNATURE, H5Source, attr_json, attr_text, name_list
 from .._probe import Probe
+from . import store
+from ._tensors import dataset_tensor
 from .config import ConfigLayer, parse_config, remember_architecture
 from .shapes import output_specs
 
@@ -112,7 +113,8 @@ def _read_layer(group: Any, name: str, config: ConfigLayer | None, context: _Con
                   config=config.raw if config else None, inbound=list(config.inbound) if config else [])
     if config is not None and config.is_model:
         layer.kind = "model"
-        _fill_nested(layer, config, _strip_prefix(weights, name), context, frozen=not config.config.get("trainable", True))
+        frozen = not config.config.get("trainable", True)
+        _fill_nested(layer, config, _strip_prefix(weights, name), context, frozen=frozen)
     elif config is None and _looks_nested(name, weight_names):
         layer.kind = "model"
         _fill_nested_by_path(layer, weights, context)
@@ -245,13 +247,14 @@ def _read_pre_1_0(group: Any, context: _Context) -> list[Layer]:
     for index in range(count):
         sub = group.get(f"layer_{index}")
         if sub is None:
-            raise FileFormatError(f"nb_layers is {count} but group 'layer_{index}' is missing", path=context.source.path)
+            raise FileFormatError(f"nb_layers is {count} but group 'layer_{index}' is missing",
+                                  path=context.source.path)
         params = int(sub.attrs.get("nb_params", 0))
         weights = [(f"layer_{index}/param_{p}", _dataset(sub, f"param_{p}", context)) for p in range(params)]
         layer = Layer(f"layer_{index}")
         for weight_name, dataset in weights:
-            layer.tensors[weight_name.rsplit("/", 1)[-1]] = dataset_tensor(dataset, context.source, weight_name,
-                                                                         role=weight_name.rsplit("/", 1)[-1])
+            param = weight_name.rsplit("/", 1)[-1]
+            layer.tensors[param] = dataset_tensor(dataset, context.source, weight_name, role=param)
         layers.append(layer)
     return layers
 
@@ -262,8 +265,7 @@ def _extras(file: Any, source: H5Source) -> dict[str, list[Tensor]]:
         group = file.get(group_name)
         if group is None:
             continue
-        tensors = []
-        group.visititems(lambda name, obj: tensors.append(dataset_tensor(obj, source, name)) if hasattr(obj, "shape") else None)
+        tensors = _datasets_under(group, source)
         order = name_list(group, "weight_names")
         if order:
             rank = {n: i for i, n in enumerate(order)}
@@ -271,6 +273,18 @@ def _extras(file: Any, source: H5Source) -> dict[str, list[Tensor]]:
         if tensors:
             extras[label] = tensors
     return extras
+
+
+def _datasets_under(group: Any, source: H5Source) -> list[Tensor]:
+    """A tensor for every dataset below ``group``, named by its path relative to ``group``."""
+    tensors: list[Tensor] = []
+
+    def collect(name: str, obj: Any) -> None:
+        if hasattr(obj, "shape"):
+            tensors.append(dataset_tensor(obj, source, name))
+
+    group.visititems(collect)
+    return tensors
 
 
 def _metadata(file: Any, version: str | None, backend: str | None, path: Path) -> dict[str, Any]:
@@ -300,7 +314,8 @@ def _writer(version: str | None) -> str:
 
 def _describe(file: Any) -> str:
     """A short account of what a non-Keras HDF5 file holds."""
-    groups, datasets = [], []
+    groups: list[str] = []
+    datasets: list[str] = []
     file.visititems(lambda name, obj: (datasets if hasattr(obj, "shape") else groups).append(name))
     top = ", ".join(sorted(file.keys())[:6]) or "nothing"
     return f"{len(groups)} groups and {len(datasets)} datasets, top level: {top}"

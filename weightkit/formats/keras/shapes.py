@@ -12,12 +12,13 @@ from __future__ import annotations
 from math import ceil, prod
 from typing import Any
 
-from .config import ConfigLayer
 from ...model import Dim, TensorSpec
+from .config import ConfigLayer
 
 __all__ = ["infer_shapes", "output_specs", "layer_output_shape"]
 
 Shape = tuple[Dim, ...]
+Size = int | None  # a dimension that arithmetic applies to: known, or unknown
 
 _SAME_SHAPE = {
     "BatchNormalization", "LayerNormalization", "GroupNormalization", "Normalization", "Activation", "ReLU",
@@ -67,10 +68,11 @@ def layer_output_shape(layer: ConfigLayer, sources: list[Shape | None]) -> Shape
 
 
 def _layer_shape(layer: ConfigLayer, sources: list[Shape | None]) -> Shape | None:
-    if not sources or any(shape is None for shape in sources):
+    known = [shape for shape in sources if shape is not None]
+    if not sources or len(known) != len(sources):
         return None
     try:
-        return _rule(layer, sources)  # type: ignore[arg-type]
+        return _rule(layer, known)
     except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError):
         return None
 
@@ -102,7 +104,10 @@ def _rule(layer: ConfigLayer, sources: list[Shape]) -> Shape | None:
 
 def _spatial(cls: str, config: dict[str, Any], shape: Shape) -> Shape | None:
     first = _channels_first(config)
-    spatial = list(shape[2:] if first else shape[1:-1])
+    sizes = _sizes(shape[2:] if first else shape[1:-1])
+    if sizes is None:
+        return None
+    spatial: list[Size] = sizes
     channels = shape[1] if first else shape[-1]
     rank = len(spatial)
     if "Conv" in cls or "Convolution" in cls:
@@ -126,7 +131,14 @@ def _spatial(cls: str, config: dict[str, Any], shape: Shape) -> Shape | None:
     return (shape[0], channels, *spatial) if first else (shape[0], *spatial, channels)
 
 
-def _conv(cls: str, config: dict[str, Any], spatial: list[Dim], channels: Dim, rank: int) -> tuple[list[Dim], Dim]:
+def _sizes(dims: tuple[Dim, ...]) -> list[Size] | None:
+    """``dims`` for arithmetic; None when one is symbolic (an ONNX ``dim_param``): the result is then unknown."""
+    if any(isinstance(d, str) for d in dims):
+        return None
+    return [d for d in dims if not isinstance(d, str)]
+
+
+def _conv(cls: str, config: dict[str, Any], spatial: list[Size], channels: Dim, rank: int) -> tuple[list[Size], Dim]:
     kernel = _tuple(config.get("kernel_size", 1), rank)
     strides = _tuple(config.get("strides", 1), rank)
     dilation = _tuple(config.get("dilation_rate", 1), rank)
@@ -137,12 +149,12 @@ def _conv(cls: str, config: dict[str, Any], spatial: list[Dim], channels: Dim, r
         out = [_transposed(n, k, s, padding, p) for n, k, s, p in zip(spatial, kernel, strides, extras)]
         return out, config.get("filters")
     out = [_window(n, k, s, d, padding) for n, k, s, d in zip(spatial, kernel, strides, dilation)]
-    if cls.startswith("Depthwise"):
-        return out, None if channels is None else channels * config.get("depth_multiplier", 1)
+    if cls.startswith("Depthwise"):  # a symbolic channel count times the multiplier is unknown
+        return out, channels * config.get("depth_multiplier", 1) if isinstance(channels, int) else None
     return out, config.get("filters")
 
 
-def _transposed(size: Dim, kernel: int, stride: int, padding: str, extra: int | None) -> Dim:
+def _transposed(size: Size, kernel: int, stride: int, padding: str, extra: int | None) -> Size:
     """Keras's deconv_output_length."""
     if size is None:
         return None
@@ -152,7 +164,7 @@ def _transposed(size: Dim, kernel: int, stride: int, padding: str, extra: int | 
     return (size - 1) * stride + kernel - 2 * pad + extra
 
 
-def _window(size: Dim, kernel: int, stride: int, dilation: int, padding: str) -> Dim:
+def _window(size: Size, kernel: int, stride: int, dilation: int, padding: str) -> Size:
     if size is None:
         return None
     if padding in ("same", "causal"):
@@ -186,25 +198,29 @@ def _broadcast(sources: list[Shape]) -> Shape:
     return tuple(result)
 
 
-def _concatenate(sources: list[Shape], axis: int) -> Shape:
+def _concatenate(sources: list[Shape], axis: int) -> Shape | None:
     rank = len(sources[0])
     axis = axis % rank
-    sizes = [s[axis] for s in sources]
-    joined = None if any(s is None for s in sizes) else sum(sizes)  # type: ignore[arg-type]
+    sizes = _sizes(tuple(s[axis] for s in sources))
+    if sizes is None:
+        return None
+    joined = None if any(size is None for size in sizes) else sum(size or 0 for size in sizes)
     return (*sources[0][:axis], joined, *sources[0][axis + 1:])
 
 
 def _reshape(shape: Shape, target: list[int]) -> Shape:
-    target = list(target)
+    dims: list[Dim] = list(target)
     if -1 in target:
         known = _product(shape[1:])
         rest = prod(d for d in target if d != -1)
-        target[target.index(-1)] = None if known is None else known // rest
-    return (shape[0], *target)
+        dims[target.index(-1)] = None if known is None else known // rest
+    return (shape[0], *dims)
 
 
-def _product(dims: tuple[Dim, ...]) -> Dim:
-    return None if any(not isinstance(d, int) for d in dims) else prod(dims)  # type: ignore[arg-type]
+def _product(dims: tuple[Dim, ...]) -> int | None:
+    """The number of elements; None when a dim is unknown or symbolic."""
+    ints = [d for d in dims if isinstance(d, int)]
+    return prod(ints) if len(ints) == len(dims) else None
 
 
 def _channels_first(config: dict[str, Any]) -> bool:
@@ -222,4 +238,4 @@ def _pairs(value: Any, rank: int) -> list[tuple[int, int]]:
         return [(value, value)] * rank
     if rank == 1 and len(value) == 2 and all(isinstance(item, int) for item in value):  # 1D: (before, after)
         return [(value[0], value[1])]
-    return [(item, item) if isinstance(item, int) else tuple(item) for item in value]  # type: ignore[misc]
+    return [(item, item) if isinstance(item, int) else tuple(item) for item in value]

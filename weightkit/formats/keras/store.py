@@ -14,7 +14,8 @@ from typing import Any
 
 from ... import kinds
 from ...model import Layer, Model, Tensor
-from .._parsers.hdf5 import H5Source, attr_text, dataset_tensor
+from .._parsers.hdf5 import H5Source, attr_text
+from ._tensors import dataset_tensor
 from .config import ConfigLayer
 from .layout import replay_names, saved_layers, snake_case
 
@@ -96,8 +97,8 @@ def _layer_from_group(group: Any, config: ConfigLayer | None, source: H5Source, 
         layer = Layer(config.name, type_name=config.class_name, config=config.raw, inbound=list(config.inbound))
     else:
         key = group.name.rsplit("/", 1)[-1]
-        layer = Layer(attr_text(vars_group, "name") if vars_group is not None and attr_text(vars_group, "name") else key,
-                      type_name=_class_from_group(key))
+        saved_name = attr_text(vars_group, "name") if vars_group is not None else None
+        layer = Layer(saved_name or key, type_name=_class_from_group(key))
     layer.kind = "model" if (config is not None and config.is_model) else kinds.kind_of_keras_class(layer.type_name)
     frozen = frozen or (config is not None and not config.config.get("trainable", True))
     if group is None:

@@ -13,10 +13,10 @@ import numpy as np
 
 from ... import kinds
 from ...errors import UnsupportedError
-from .config import ConfigLayer, architecture
-from .layout import replay_names, saved_layers
 from ...model import Layer, Model, Tensor
 from ...records import records
+from .config import ConfigLayer, architecture
+from .layout import replay_names, saved_layers
 
 __all__ = ["write_legacy", "write_store", "keras_version", "ordered_weights"]
 

@@ -1,0 +1,33 @@
+"""Lazy `Tensor`s over the datasets of a Keras HDF5 file (legacy ``.h5`` and Keras 3 stores)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ... import dtypes
+from ...errors import FileFormatError
+from ...model import Tensor
+from .._parsers.hdf5 import H5Source
+
+__all__ = ["dataset_tensor"]
+
+
+def dataset_tensor(dataset: Any, source: H5Source, name: str, **fields: Any) -> Tensor:
+    """A lazy tensor over an h5py dataset: shape and dtype from metadata, data read on demand.
+
+    Reading after the model that owns ``source`` was closed raises `FileFormatError`.
+    """
+    if dataset.attrs.get("dtype") == "bfloat16":
+        dtype = "bfloat16"
+    else:
+        dtype = dtypes.from_numpy(dataset.dtype)
+    dataset_path = dataset.name
+
+    def load() -> np.ndarray:
+        if source.closed:
+            raise FileFormatError("the model was closed; its tensors can no longer be read", path=source.path)
+        return source.read(dataset_path)
+
+    return Tensor(name, tuple(int(d) for d in dataset.shape), dtype, loader=load, **fields)
