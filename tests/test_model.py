@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 import weightkit
-from weightkit import WeightkitError
 from weightkit.model import Layer, Model, Tensor
 from weightkit.ops.split import split_model
 
@@ -76,7 +75,7 @@ def _assert_closed(model: Model) -> None:
     in_file = [t for t in model.tensors() if model.format != "onnx" or t.nbytes >= 1024]
     assert in_file
     for tensor in in_file:
-        with pytest.raises(WeightkitError, match="closed"):
+        with pytest.raises(weightkit.ModelClosedError, match="closed"):
             tensor.read()
 
 

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING
 
 from ._version import __version__
-from .errors import FileFormatError, UnsafeFileError, UnsupportedError, UsageError, WeightkitError
+from .errors import FileFormatError, ModelClosedError, UnsafeFileError, UnsupportedError, UsageError, WeightkitError
 from .model import Layer, Model, Tensor, TensorSpec
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ __all__ = [
     "UnsafeFileError",
     "UnsupportedError",
     "UsageError",
+    "ModelClosedError",
     "__version__",
 ]
 

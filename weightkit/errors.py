@@ -14,6 +14,7 @@ __all__ = [
     "UnsafeFileError",
     "UnsupportedError",
     "UsageError",
+    "ModelClosedError",
 ]
 
 
@@ -53,3 +54,11 @@ class UnsupportedError(WeightkitError):
 
 class UsageError(WeightkitError):
     """The arguments do not make sense together (bad option, output exists, ...)."""
+
+
+class ModelClosedError(UsageError):
+    """A tensor was read after the model (and every part sharing its file) was closed."""
+
+    def __init__(self, path: str | Path | None = None):
+        super().__init__("the model was closed; its tensors can no longer be read", path=path,
+                         hint="read tensors inside the `with weightkit.load(...)` block")

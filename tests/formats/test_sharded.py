@@ -78,7 +78,7 @@ def test_closing_the_model_closes_every_shard(tmp_path):
     shards = model.resources(Model)
     model.close()
     assert all(not shard.resources(object) for shard in shards)
-    with pytest.raises(weightkit.FileFormatError, match="closed"):
+    with pytest.raises(weightkit.ModelClosedError, match="closed"):
         model.tensors()[0].read()
 
 

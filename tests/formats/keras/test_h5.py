@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import weightkit
-from weightkit.errors import FileFormatError
 
 keras = pytest.importorskip("keras")
 
@@ -76,5 +75,5 @@ def test_reading_after_close_is_a_file_format_error(tmp_path, suffix):
     tensor = loaded.tensors()[0]
     assert tensor.read().shape == tensor.shape
     loaded.close()
-    with pytest.raises(FileFormatError, match="the model was closed"):
+    with pytest.raises(weightkit.ModelClosedError, match="the model was closed"):
         tensor.read()

@@ -441,7 +441,7 @@ def test_closed_model_refuses_reads(tmp_path):
     model = weightkit.load(path)
     tensor = model.extras["unused_constants"][0] if model.extras else model.tensors()[0]
     model.close()
-    with pytest.raises(weightkit.UnsupportedError, match="closed"):
+    with pytest.raises(weightkit.ModelClosedError, match="closed"):
         tensor.read()
 
 

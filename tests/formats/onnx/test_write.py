@@ -153,7 +153,7 @@ def test_refusals(tmp_path):
         wk_onnx.write(Model(format="safetensors"), tmp_path / "x.onnx")
     closed = weightkit.load(source)
     closed.close()
-    with pytest.raises(UnsupportedError, match="closed"):
+    with pytest.raises(weightkit.ModelClosedError, match="closed"):
         wk_onnx.write(closed, tmp_path / "closed.onnx")
 
 

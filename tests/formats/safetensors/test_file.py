@@ -193,7 +193,7 @@ def test_closed_model_refuses_reads(tmp_path):
     model = weightkit.load(path)
     tensor = model.tensors()[0]
     model.close()
-    with pytest.raises(weightkit.FileFormatError, match="closed"):
+    with pytest.raises(weightkit.ModelClosedError, match="closed"):
         tensor.read()
 
 

@@ -452,7 +452,7 @@ def test_reading_after_close_is_a_clear_error(tmp_path):
         model = weightkit.load(tmp_path / name)
         tensor = model.tensors()[0]
         model.close()
-        with pytest.raises(weightkit.UsageError, match="closed"):
+        with pytest.raises(weightkit.ModelClosedError, match="closed"):
             tensor.read()
 
 

@@ -17,7 +17,7 @@ from typing import IO, Any
 import numpy as np
 
 from ... import dtypes
-from ...errors import FileFormatError, UnsafeFileError
+from ...errors import FileFormatError, ModelClosedError, UnsafeFileError
 
 __all__ = [
     "HDF5_SIGNATURE",
@@ -62,8 +62,7 @@ class H5Source:
     def read(self, dataset_path: str) -> np.ndarray:
         """Read one dataset whole, after checking it is safe to."""
         if self.closed:
-            raise FileFormatError(f"the HDF5 file was closed; dataset {dataset_path!r} can no longer be read",
-                                  path=self.path)
+            raise ModelClosedError(self.path)
         dataset = self.file[dataset_path]
         _check_storage(dataset, self.path)
         try:

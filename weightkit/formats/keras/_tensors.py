@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ... import dtypes
-from ...errors import FileFormatError
+from ...errors import ModelClosedError
 from ...model import Tensor
 from .._parsers.hdf5 import H5Source
 
@@ -27,7 +27,7 @@ def dataset_tensor(dataset: Any, source: H5Source, name: str, **fields: Any) -> 
 
     def load() -> np.ndarray:
         if source.closed:
-            raise FileFormatError("the model was closed; its tensors can no longer be read", path=source.path)
+            raise ModelClosedError(source.path)
         return source.read(dataset_path)
 
     return Tensor(name, tuple(int(d) for d in dataset.shape), dtype, loader=load, **fields)

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ... import dtypes
-from ...errors import FileFormatError, UnsupportedError
+from ...errors import FileFormatError, ModelClosedError, UnsupportedError
 from ...model import Tensor
 from .._parsers import protobuf as wire
 from .external import ExternalData, ExternalFile
@@ -228,8 +228,7 @@ class OnnxSource:
     def _read_into(self, where: Span, target: memoryview) -> None:
         file, offset, length = where
         if self._handle.closed:
-            raise UnsupportedError("the model was closed; its tensors can no longer be read", path=self.path,
-                                   hint="read tensors inside the `with weightkit.load(...)` block")
+            raise ModelClosedError(self.path)
         fd = self._handle.fileno() if file is None else file.open()
         try:
             _pread_into(fd, target[:length], offset, file.path if file else self.path)

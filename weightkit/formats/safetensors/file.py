@@ -26,7 +26,7 @@ import numpy as np
 
 from ... import dtypes
 from ..._atomic import atomic_output
-from ...errors import FileFormatError, UnsupportedError, UsageError
+from ...errors import FileFormatError, ModelClosedError, UnsupportedError, UsageError
 from ...model import Model, Tensor
 from ...records import records
 from .._probe import Probe
@@ -333,7 +333,7 @@ class _Source:
         view = target.reshape(-1).view(np.uint8).data
         with self._lock:
             if self.handle.closed:
-                raise FileFormatError("the model was closed; its tensors can no longer be read", path=self.path)
+                raise ModelClosedError(self.path)
             self.handle.seek(offset)
             filled = 0
             while filled < len(view):

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ... import dtypes
-from ...errors import FileFormatError, UsageError
+from ...errors import FileFormatError, ModelClosedError
 from ...model import Tensor
 from .._parsers.zip import member_offset, open_member
 from .pickle import StorageRef, TorchTensor, element_size
@@ -62,8 +62,7 @@ class StorageFile:
 
     def _read_at(self, offset: int, count: int) -> np.ndarray:
         if self.closed:
-            raise UsageError("the model was closed; its tensors can no longer be read",
-                             hint="read tensors inside the `with weightkit.load(...)` block")
+            raise ModelClosedError(self.path)
         if self._handle is None:
             self._handle = open(self.path, "rb", buffering=0)  # noqa: SIM115  # kept open; close() closes it
         buffer = np.empty(count, dtype=np.uint8)
