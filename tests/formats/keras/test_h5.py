@@ -63,7 +63,7 @@ def test_layer_names_with_a_slash_make_nested_groups(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", [".h5", ".weights.h5", ".keras"])
-def test_reading_after_close_is_a_file_format_error(tmp_path, suffix):
+def test_reading_after_close_is_a_model_closed_error(tmp_path, suffix):
     """A tensor read once its model was closed names the cause, not h5py's 'invalid identifier'."""
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
     path = tmp_path / f"model{suffix}"

@@ -17,7 +17,7 @@ __all__ = ["dataset_tensor"]
 def dataset_tensor(dataset: Any, source: H5Source, name: str, **fields: Any) -> Tensor:
     """A lazy tensor over an h5py dataset: shape and dtype from metadata, data read on demand.
 
-    Reading after the model that owns ``source`` was closed raises `FileFormatError`.
+    Reading after the model that owns ``source`` was closed raises `ModelClosedError`.
     """
     if dataset.attrs.get("dtype") == "bfloat16":
         dtype = "bfloat16"
