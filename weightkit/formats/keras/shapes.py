@@ -9,13 +9,14 @@ downstream of it unknown (None) rather than wrong.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from math import ceil, prod
 from typing import Any
 
 from ...model import Dim, TensorSpec
 from .config import ConfigLayer
 
-__all__ = ["infer_shapes", "output_specs", "layer_output_shape"]
+__all__ = ["infer_shapes", "output_specs", "layer_output_shape", "broadcast_shape"]
 
 Shape = tuple[Dim, ...]
 Size = int | None  # a dimension that arithmetic applies to: known, or unknown
@@ -82,11 +83,11 @@ def _rule(layer: ConfigLayer, sources: list[Shape]) -> Shape | None:
     if layer.is_model:
         return _nested(layer, sources)
     if layer.is_operation:
-        return _broadcast(sources) if cls in _OPS else None
+        return broadcast_shape(sources) if cls in _OPS else None
     if cls in _SAME_SHAPE:
         return shape
     if cls in _MERGE or (cls == "Merge" and config.get("mode") in ("sum", "mul", "ave", "max")):
-        return _broadcast(sources)
+        return broadcast_shape(sources)
     if cls in ("Concatenate", "Merge"):
         return _concatenate(sources, config.get("axis", config.get("concat_axis", -1)))
     if cls in ("Dense", "QDense"):
@@ -188,13 +189,17 @@ def _nested(layer: ConfigLayer, sources: list[Shape]) -> Shape | None:
     return shapes.get(outputs[0]) if outputs else None
 
 
-def _broadcast(sources: list[Shape]) -> Shape:
-    rank = max(len(s) for s in sources)
-    padded = [(1,) * (rank - len(s)) + tuple(s) for s in sources]
+def broadcast_shape(sources: Sequence[Shape | None]) -> Shape | None:
+    """NumPy broadcasting of Keras shapes (None: a shape, or the result, is unknown)."""
+    known = [shape for shape in sources if shape is not None]
+    if len(known) != len(sources):
+        return None
+    rank = max(len(s) for s in known)
+    padded = [(1,) * (rank - len(s)) + tuple(s) for s in known]
     result = []
     for dims in zip(*padded):
-        known = {d for d in dims if d not in (1, None)}
-        result.append(known.pop() if len(known) == 1 else (None if None in dims else max(dims)))
+        sizes = {d for d in dims if d not in (1, None)}
+        result.append(sizes.pop() if len(sizes) == 1 else (None if None in dims else max(dims)))
     return tuple(result)
 
 

@@ -8,11 +8,10 @@ use ``__operators__.add`` and ``math.multiply``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ...formats.keras import ConfigLayer
+from ...formats.keras.shapes import broadcast_shape
 from ..builder import GraphBuilder, Value
 from .activations import ACTIVATIONS
 from .base import LayerCall, emits
@@ -31,19 +30,6 @@ def _check(layer: ConfigLayer) -> str | None:
     if function in _BINARY or function in _UNARY:
         return None
     return f"TensorFlow function tf.{function} is not supported"
-
-
-def broadcast_shape(shapes: list[Any]) -> tuple[Any, ...] | None:
-    """NumPy broadcasting of Keras shapes (None: unknown)."""
-    if any(shape is None for shape in shapes):
-        return None
-    rank = max(len(shape) for shape in shapes)
-    padded = [(1,) * (rank - len(shape)) + tuple(shape) for shape in shapes]
-    result = []
-    for dims in zip(*padded):
-        known = {d for d in dims if d not in (1, None)}
-        result.append(known.pop() if len(known) == 1 else (None if None in dims else max(dims)))
-    return tuple(result)
 
 
 @emits("TFOpLambda", check=_check)
