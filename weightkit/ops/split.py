@@ -124,9 +124,9 @@ def _check_not_an_output(model: Model, at: str) -> None:
 
 def _check_sides(at: str, backbone: Model, head: Model) -> None:
     """The parts as cut: a head with layers, a backbone with more than its inputs."""
-    if not [layer for layer in head.layers if not is_input(layer)]:
+    if all(is_input(layer) for layer in head.layers):
         raise UsageError(f"{at!r} is the last layer: the head would be empty")
-    if not [layer for layer in backbone.layers if not is_input(layer)]:
+    if all(is_input(layer) for layer in backbone.layers):
         raise UsageError(f"{at!r} is an input: the backbone would be empty",
                          hint="`weightkit split --list-boundaries` lists the places it can be cut")
 
