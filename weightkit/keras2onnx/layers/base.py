@@ -125,18 +125,19 @@ OPS: dict[str, Emitter] = {}
 
 def emits(*class_names: str, check: Check | None = None) -> Callable[[Emit], Emit]:
     """Register the decorated function as the emitter of ``class_names``."""
-    def register(function: Emit) -> Emit:
-        for name in class_names:
-            LAYERS[name] = Emitter(function, check)
-        return function
-    return register
+    return _registering(LAYERS, class_names, check)
 
 
 def emits_op(*class_names: str, check: Check | None = None) -> Callable[[Emit], Emit]:
     """Register the decorated function as the emitter of Keras 3 operations ``class_names``."""
+    return _registering(OPS, class_names, check)
+
+
+def _registering(table: dict[str, Emitter], class_names: tuple[str, ...],
+                 check: Check | None) -> Callable[[Emit], Emit]:
     def register(function: Emit) -> Emit:
         for name in class_names:
-            OPS[name] = Emitter(function, check)
+            table[name] = Emitter(function, check)
         return function
     return register
 
