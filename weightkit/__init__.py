@@ -99,7 +99,8 @@ def check(first: Model | str | os.PathLike[str], head: Model | str | os.PathLike
     Returns a `weightkit.ops.check.CheckReport` whose findings carry the tensors involved and the fix.
     """
     from .errors import UsageError
-    from .ops.check import check_into, check_junction
+    from .ops.check import check_into
+    from .ops.junction import check_junction
 
     second = into if into is not None else head
     if second is None or (head is not None and into is not None):

@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import load
-    from ..ops.check import check_document, check_into, check_junction, fixed_checkpoint
+    from ..ops.check import check_document, check_into, fixed_checkpoint
+    from ..ops.junction import check_junction
 
     if (args.head is None) == (args.into is None):
         raise UsageError("give either BACKBONE HEAD or CHECKPOINT --into MODEL")

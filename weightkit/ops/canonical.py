@@ -15,7 +15,8 @@ import numpy as np
 
 from ..model import Layer, Model, Tensor
 
-__all__ = ["Unit", "units", "canonical_shape", "canonical_array", "to_layout_of", "normalize_name", "WRAPPER_PREFIXES"]
+__all__ = ["Unit", "units", "canonical_shape", "canonical_array", "to_layout_of", "normalize_name", "in_channels",
+           "out_channels", "WRAPPER_PREFIXES"]
 
 #: Prefixes that training wrappers add to every key: DataParallel, torch.compile, Lightning, EMA copies.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.", "ema.", "model_ema.")
@@ -124,3 +125,19 @@ def normalize_name(name: str) -> str:
             if name.startswith(prefix) and len(name) > len(prefix):
                 name, changed = name[len(prefix):], True
     return name
+
+
+def out_channels(unit: Unit) -> int | None:
+    """How many channels (features) the unit puts out, from its kernel or norm statistics."""
+    tensor = unit.tensors.get("weight") or unit.tensors.get("running_mean")
+    return canonical_shape(tensor)[0] if tensor is not None and tensor.ndim else None
+
+
+def in_channels(unit: Unit) -> int | None:
+    """How many channels the unit takes in (a norm or depthwise layer takes what it puts out)."""
+    tensor = unit.tensors.get("weight")
+    if tensor is None or unit.kind in ("batch_norm", "layer_norm", "norm", "depthwise_conv2d"):
+        tensor = tensor or unit.tensors.get("running_mean")
+        return canonical_shape(tensor)[0] if tensor is not None and tensor.ndim else None
+    shape = canonical_shape(tensor)
+    return shape[1] if len(shape) >= 2 else None

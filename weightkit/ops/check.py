@@ -1,13 +1,9 @@
 """Will these weights go into that model? Every problem, and the fix, before a framework refuses.
 
-Two questions:
-
-- `check_into`: what loading a checkpoint into a model would do — missing,
-  unexpected, mis-shaped, mis-typed and mis-laid-out tensors — with the semantics
-  of the model's framework (PyTorch pairs keys, Keras pairs layers by position),
-  and for each problem a concrete fix.
-- `check_junction`: whether a head fits the features a backbone puts out, naming
-  the layer that produces N channels and the layer that expects M.
+`check_into` says what loading a checkpoint into a model would do — missing,
+unexpected, mis-shaped, mis-typed and mis-laid-out tensors — with the semantics of
+the model's framework (PyTorch pairs keys, Keras pairs layers), and for each problem
+a concrete fix. Whether a head fits a backbone is `weightkit.ops.junction`.
 """
 
 from __future__ import annotations
@@ -15,13 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..formats.state_dict import layers_from_state_dict
-from ..model import Dim, Model, Tensor
-from ..records import recorded_backbone
-from .canonical import Unit, canonical_array, canonical_shape, to_layout_of, units
+from ..model import Model, Tensor
+from .canonical import Unit, canonical_array, canonical_shape, in_channels, out_channels, to_layout_of, units
 from .diff import align
-from .fingerprint import fingerprint
 
-__all__ = ["Finding", "CheckReport", "check_into", "check_junction", "fixed_checkpoint", "check_document"]
+__all__ = ["Finding", "CheckReport", "check_into", "fixed_checkpoint", "check_document"]
 
 
 @dataclass
@@ -225,8 +219,8 @@ def _is_terminal(layer_path: str, found: list[Unit]) -> bool:
     unit = next((u for u in found if u.path == layer_path), None)
     if unit is None:
         return False
-    produced = _out_channels(unit)
-    consumers = [u for u in found if u is not unit and _in_channels(u) == produced]
+    produced = out_channels(unit)
+    consumers = [u for u in found if u is not unit and in_channels(u) == produced]
     return not consumers or found[-1] is unit
 
 
@@ -344,100 +338,6 @@ def _cross_pair(have: Unit, want: Unit, report: CheckReport) -> None:
             report.renames[have_tensor.name] = want_tensor.name
             if have_tensor.shape != want_tensor.shape:
                 report.findings.append(_layout_finding(want_tensor.name, have_tensor, want_tensor))
-
-
-# ---- the junction between a backbone and a head -----------------------------------------------
-
-
-def check_junction(backbone: Model, head: Model, *, input_shape: tuple[int, ...] | None = None) -> CheckReport:
-    """Does ``head`` take what ``backbone`` puts out? Names both layers and both numbers."""
-    report = CheckReport("junction", "junction")
-    produced, producer, feature_map = _backbone_output(backbone, input_shape)
-    expected, consumer = _head_input(head)
-    if produced is None or expected is None:
-        report.findings.append(Finding("junction", "warning", "cannot tell the channels at the junction: "
-                                       f"backbone {producer or '?'} puts out {produced or '?'}, head {consumer or '?'} "
-                                       f"takes {expected or '?'}"))
-    elif produced != expected:
-        report.findings.append(Finding(
-            "junction", "error", f"backbone layer {producer!r} puts out {produced} channels"
-            + (f" (feature map {list(feature_map)})" if feature_map else "")
-            + f"; head layer {consumer!r} expects {expected}", [n for n in (producer, consumer) if n is not None],
-            fix=f"use a head made for a {produced}-channel backbone, or a backbone that puts out {expected} channels"))
-    else:
-        report.findings.append(Finding("fits", "info", f"backbone layer {producer!r} puts out {produced} channels"
-                                       + (f" (feature map {list(feature_map)})" if feature_map else "")
-                                       + f", head layer {consumer!r} takes {expected}"))
-    _provenance(backbone, head, report)
-    return report
-
-
-def _backbone_output(backbone: Model,
-                     input_shape: tuple[int, ...] | None) -> tuple[int | None, str | None, tuple | None]:
-    keras_output = _keras_graph_output(backbone, input_shape)
-    if keras_output is not None:
-        return keras_output
-    last = _weighted_units(backbone)[-1:] if _weighted_units(backbone) else []
-    for unit in last:
-        return _out_channels(unit), unit.path, None
-    return None, None, None
-
-
-def _keras_graph_output(backbone: Model,
-                        input_shape: tuple[int, ...] | None) -> tuple[int, str, tuple[Dim, ...]] | None:
-    """Channels, name and shape of a Keras graph's output, from its config; None when they are unknown."""
-    if not (backbone.has_graph and backbone.framework == "keras" and backbone.config is not None):
-        return None
-    from ..formats.keras import architecture, infer_shapes
-
-    root = architecture(backbone)
-    if root is None:
-        return None
-    inputs: list[tuple[Dim, ...] | None] | None = [(None, *input_shape)] if input_shape else None
-    shapes = infer_shapes(root, inputs)
-    name = (root.output_names or [root.layers[-1].name])[0]
-    shape = shapes.get(name)
-    if shape is not None and isinstance(shape[-1], int):
-        return shape[-1], name, shape
-    return None
-
-
-def _head_input(head: Model) -> tuple[int | None, str | None]:
-    for unit in _weighted_units(head)[:1]:
-        return _in_channels(unit), unit.path
-    return None, None
-
-
-def _weighted_units(model: Model) -> list[Unit]:
-    return [unit for unit in units(model) if "weight" in unit.tensors or "running_mean" in unit.tensors]
-
-
-def _out_channels(unit: Unit) -> int | None:
-    tensor = unit.tensors.get("weight") or unit.tensors.get("running_mean")
-    return canonical_shape(tensor)[0] if tensor is not None and tensor.ndim else None
-
-
-def _in_channels(unit: Unit) -> int | None:
-    tensor = unit.tensors.get("weight")
-    if tensor is None or unit.kind in ("batch_norm", "layer_norm", "norm", "depthwise_conv2d"):
-        tensor = tensor or unit.tensors.get("running_mean")
-        return canonical_shape(tensor)[0] if tensor is not None and tensor.ndim else None
-    shape = canonical_shape(tensor)
-    return shape[1] if len(shape) >= 2 else None
-
-
-def _provenance(backbone: Model, head: Model, report: CheckReport) -> None:
-    recorded = recorded_backbone(head)
-    if recorded is None:
-        return
-    actual = fingerprint(backbone)
-    if actual != recorded:
-        report.findings.append(Finding(
-            "provenance", "warning", "the head was trained on another backbone (its recorded fingerprint "
-            f"{recorded[:19]}… differs from this backbone's {actual[:19]}…): loading will succeed, "
-            "accuracy will not", fix="pair the head with the backbone it was cut from, or fine-tune it on this one"))
-    else:
-        report.findings.append(Finding("provenance", "info", "the head was cut from this very backbone"))
 
 
 def check_document(report: CheckReport) -> dict:

@@ -12,7 +12,8 @@ from ..arch import Architecture
 from ..arch.flat import FlatLayers
 from ..errors import UsageError
 from ..model import Model
-from .check import CheckReport, check_junction
+from .check import CheckReport
+from .junction import check_junction
 
 __all__ = ["MergeResult", "merge_models"]
 
