@@ -37,13 +37,19 @@ class Finding:
 
 @dataclass
 class CheckReport:
-    """Findings of a check; ``renames`` and ``drops`` are the fixes weightkit can apply itself."""
+    """Findings of a check; ``renames`` and ``drops`` are the fixes weightkit can apply itself.
+
+    ``pairs`` says which checkpoint tensor each model tensor would receive, as
+    ``(model tensor, checkpoint tensor)``: the pairing the framework's load makes
+    (or, across frameworks, the structural one), for tensors whose shapes agree up to layout.
+    """
 
     question: str  # "into" or "junction"
     semantics: str  # "pytorch", "keras", "cross-format", "junction"
     findings: list[Finding] = field(default_factory=list)
     renames: dict[str, str] = field(default_factory=dict)
     drops: list[str] = field(default_factory=list)
+    pairs: list[tuple[Tensor, Tensor]] = field(default_factory=list, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -110,6 +116,8 @@ def _keyed_semantics(checkpoint: Model, model: Model) -> CheckReport:
         report.findings.append(_prefix_finding(renames))
         stored = {renames.get(name, name): tensor for name, tensor in stored.items()}
     mismatched = _compare_common(stored, wanted, report)
+    bad = {name for name, _, _ in mismatched}
+    report.pairs = [(want, stored[name]) for name, want in wanted.items() if name in stored and name not in bad]
     _head_or_shape(mismatched, model, report)
     _missing_and_unexpected(stored, wanted, report)
     return report
@@ -294,6 +302,8 @@ def _compare_layers(position: int, have, want, report: CheckReport, by_name: boo
                                        fix="load by name with skip_mismatch=True to leave it initialized"))
         return
     for have_tensor, want_tensor in zip(have_tensors, want_tensors):
+        if canonical_shape(have_tensor) == canonical_shape(want_tensor):
+            report.pairs.append((want_tensor, have_tensor))
         if have_tensor.shape != want_tensor.shape:
             kind = "layout" if canonical_shape(have_tensor) == canonical_shape(want_tensor) else "shape"
             report.findings.append(Finding(
@@ -336,6 +346,7 @@ def _cross_pair(have: Unit, want: Unit, report: CheckReport) -> None:
                                            [want_tensor.name]))
         else:
             report.renames[have_tensor.name] = want_tensor.name
+            report.pairs.append((want_tensor, have_tensor))
             if have_tensor.shape != want_tensor.shape:
                 report.findings.append(_layout_finding(want_tensor.name, have_tensor, want_tensor))
 
