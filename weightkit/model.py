@@ -94,6 +94,8 @@ class Layer:
         tensors: tensors by role, in the order the file keeps them.
         inbound: names of the layers feeding this one, where the file has a graph.
         layers: sublayers, for a model used as a layer (nested Keras models).
+        stored_as: where the file keeps the layer when that is not its name: a Keras 3
+            store's group (``conv2d_1``, named after the class), which is what Keras 3 loads by.
     """
 
     name: str
@@ -103,6 +105,7 @@ class Layer:
     tensors: dict[str, Tensor] = field(default_factory=dict)
     inbound: list[str] = field(default_factory=list)
     layers: list[Layer] = field(default_factory=list)
+    stored_as: str | None = None
 
     def walk(self, prefix: str = "") -> Iterator[tuple[str, Layer]]:
         """Yield ``(path, layer)`` for this layer and every sublayer, depth first."""

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..formats.keras import architecture
+from ..formats.keras.config import ConfigLayer
+from ..formats.keras.layout import replay_names, saved_layers
 from ..formats.state_dict import layers_from_state_dict
-from ..model import Model, Tensor
+from ..model import Layer, Model, Tensor
 from .canonical import Unit, canonical_array, canonical_shape, in_channels, out_channels, to_layout_of, units
 from .diff import align
 
-__all__ = ["Finding", "CheckReport", "check_into", "fixed_checkpoint", "check_document"]
+#: Formats Keras 3's ``load_weights`` reads by layer path (``layers/conv2d_1/vars/0``), not by position.
+KERAS3_STORES = frozenset({"keras-v3-weights", "keras-zip"})
+
+__all__ = ["KERAS3_STORES", "Finding", "CheckReport", "check_into", "fixed_checkpoint", "check_document"]
 
 
 @dataclass
@@ -63,12 +69,16 @@ def check_into(checkpoint: Model, model: Model) -> CheckReport:
     """What loading ``checkpoint`` into ``model`` would do, with each problem's fix.
 
     The model's framework decides the semantics: PyTorch-style key matching for
-    state dicts, safetensors and ONNX; Keras's by-position layer matching for Keras
-    files; a structural alignment when the two come from different frameworks.
+    state dicts, safetensors and ONNX; for Keras, what ``model.load_weights(file)`` does
+    with that file: legacy ``.h5`` files pair weighted layers by position, Keras 3 stores
+    (``.weights.h5``, ``.keras``) by layer path; a structural alignment when the two come
+    from different frameworks.
     """
     if _framework(checkpoint) != _framework(model):
         return _cross_format(checkpoint, model)
     if _framework(model) == "keras":
+        if checkpoint.format in KERAS3_STORES:
+            return _keras3_semantics(checkpoint, model)
         return _keras_semantics(checkpoint, model)
     return _keyed_semantics(checkpoint, model)
 
@@ -312,6 +322,79 @@ def _compare_layers(position: int, have, want, report: CheckReport, by_name: boo
                 fix=("transpose the kernel to the model's layout" if kind == "layout" else
                      "load with model.load_weights(path, by_name=True, skip_mismatch=True) (legacy .h5) or "
                      "skip_mismatch=True (.weights.h5): this layer keeps its initialization")))
+
+
+# ---- Keras 3 stores: layers paired by path ------------------------------------------------------
+
+
+def _keras3_semantics(checkpoint: Model, model: Model) -> CheckReport:
+    """Keras 3 walks the model's layers and reads each from its path in the file; other paths are ignored."""
+    report = CheckReport("into", "keras3")
+    stored, wanted = store_paths(checkpoint), store_paths(model)
+    for path, want in wanted.items():
+        _compare_at_path(path, stored.get(path), want, report)
+    ignored = [f"{path} ({layer.name})" for path, layer in stored.items() if path not in wanted and layer.all_tensors()]
+    if ignored:
+        report.findings.append(Finding(
+            "unexpected", "info", f"{len(ignored)} layer(s) of the file are not in the model; Keras 3 ignores them: "
+            + ", ".join(ignored[:6]) + (" ..." if len(ignored) > 6 else ""),
+            [t.name for path, layer in stored.items() if path not in wanted for t in layer.all_tensors()]))
+    return report
+
+
+def _compare_at_path(path: str, have: Layer | None, want: Layer, report: CheckReport) -> None:
+    have_tensors = have.all_tensors() if have is not None else []
+    want_tensors = want.all_tensors()
+    if len(have_tensors) != len(want_tensors):
+        report.findings.append(Finding(
+            "missing" if not have_tensors else "shape", "error",
+            f"layer {want.name!r} expects {len(want_tensors)} variables at {path}, the file has {len(have_tensors)} "
+            f"(Keras 3 raises \"Layer '{want.name}' expected {len(want_tensors)} variables, but received "
+            f"{len(have_tensors)} variables during loading\")", [t.name for t in want_tensors],
+            fix=f"model.load_weights(path, skip_mismatch=True) loads the rest; {want.name!r} keeps its initialization"))
+        return
+    for index, (have_tensor, want_tensor) in enumerate(zip(have_tensors, want_tensors)):
+        if have_tensor.shape == want_tensor.shape:
+            report.pairs.append((want_tensor, have_tensor))
+            continue
+        report.findings.append(Finding(
+            "shape", "error", f"layer {want.name!r}: variable {index} ({want_tensor.role or want_tensor.name}) is "
+            f"{list(want_tensor.shape)} in the model, {list(have_tensor.shape)} in the file at {path}",
+            [have_tensor.name], fix=f"model.load_weights(path, skip_mismatch=True): {want.name!r} keeps its "
+            "initialization"))
+
+
+def store_paths(model: Model) -> dict[str, Layer]:
+    """Each layer of a Keras model by the path a Keras 3 store keeps it under (``layers/conv2d_1``).
+
+    With a config the paths are Keras's own naming (class names made unique in layer
+    order); without one, the groups the file holds (or the layer names, for a legacy file).
+    """
+    found: dict[str, Layer] = {}
+    _collect_paths(found, "layers", model.layers, architecture(model))
+    return found
+
+
+def _collect_paths(found: dict[str, Layer], prefix: str, layers: list[Layer], config: ConfigLayer | None) -> None:
+    if config is None:
+        for layer in layers:
+            path = f"{prefix}/{layer.stored_as or layer.name}"
+            if layer.kind == "model" and layer.layers and not layer.tensors:
+                _collect_paths(found, f"{path}/layers", layer.layers, None)
+            else:
+                found[path] = layer
+        return
+    names = replay_names(config)
+    by_name = {layer.name: layer for layer in layers}
+    for sub in saved_layers(config):
+        owner = by_name.get(sub.name)
+        if owner is None:
+            continue
+        path = f"{prefix}/{names[sub.name]}"
+        if sub.is_model:
+            _collect_paths(found, f"{path}/layers", owner.layers, sub)
+        else:
+            found[path] = owner
 
 
 # ---- different frameworks: structural alignment -----------------------------------------------

@@ -98,7 +98,7 @@ def _layer_from_group(group: Any, config: ConfigLayer | None, source: H5Source, 
     else:
         key = group.name.rsplit("/", 1)[-1]
         saved_name = attr_text(vars_group, "name") if vars_group is not None else None
-        layer = Layer(saved_name or key, type_name=_class_from_group(key))
+        layer = Layer(saved_name or key, type_name=_class_from_group(key), stored_as=key)
     layer.kind = "model" if (config is not None and config.is_model) else kinds.kind_of_keras_class(layer.type_name)
     frozen = frozen or (config is not None and not config.config.get("trainable", True))
     if group is None:
