@@ -8,20 +8,22 @@ a concrete fix. Whether a head fits a backbone is `weightkit.ops.junction`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..formats.keras import architecture
-from ..formats.keras.config import ConfigLayer
+from ..formats.keras.config import ConfigLayer, remember_architecture
 from ..formats.keras.layout import replay_names, saved_layers
-from ..formats.state_dict import layers_from_state_dict
 from ..model import Layer, Model, Tensor
-from .canonical import Unit, canonical_array, canonical_shape, in_channels, out_channels, to_layout_of, units
+from .canonical import Unit, canonical_shape, in_channels, out_channels, units
 from .diff import align
 
 #: Formats Keras 3's ``load_weights`` reads by layer path (``layers/conv2d_1/vars/0``), not by position.
 KERAS3_STORES = frozenset({"keras-v3-weights", "keras-zip"})
 
-__all__ = ["KERAS3_STORES", "Finding", "CheckReport", "check_into", "fixed_checkpoint", "check_document"]
+Semantics = Callable[[Model, Model], "CheckReport"]
+
+__all__ = ["KERAS3_STORES", "Finding", "CheckReport", "check_into", "check_document"]
 
 
 @dataclass
@@ -29,7 +31,7 @@ class Finding:
     """One problem (or a note) with the tensors involved and the fix.
 
     ``kind`` is one of ``missing``, ``unexpected``, ``shape``, ``dtype``, ``layout``,
-    ``prefix``, ``head``, ``layer_count``, ``junction``, ``provenance``, ``fits``.
+    ``prefix``, ``head``, ``layer_count``, ``nested``, ``junction``, ``provenance``, ``fits``.
     ``severity`` is ``error`` (the framework's load fails), ``warning`` (it loads but
     something is wrong) or ``info``.
     """
@@ -77,40 +79,17 @@ def check_into(checkpoint: Model, model: Model) -> CheckReport:
     if _framework(checkpoint) != _framework(model):
         return _cross_format(checkpoint, model)
     if _framework(model) == "keras":
-        if checkpoint.format in KERAS3_STORES:
-            return _keras3_semantics(checkpoint, model)
-        return _keras_semantics(checkpoint, model)
+        semantics = _keras3_semantics if checkpoint.format in KERAS3_STORES else _keras_semantics
+        report = semantics(checkpoint, model)
+        if report.errors():
+            return _nested_fit(checkpoint, model, semantics) or report
+        return report
     return _keyed_semantics(checkpoint, model)
 
 
 def _framework(model: Model) -> str:
     """``keras`` (layers paired by position) or ``keyed`` (tensors paired by name: PyTorch, safetensors, ONNX)."""
     return "keras" if model.framework == "keras" else "keyed"
-
-
-def fixed_checkpoint(checkpoint: Model, model: Model, report: CheckReport) -> Model:
-    """The checkpoint with the fixes weightkit can apply: keys renamed, tensors dropped, kernels re-laid out.
-
-    The result is a flat collection of tensors named as ``model`` names them; write it
-    with `weightkit.save`. Data is read lazily, one tensor at a time, when it is saved.
-    """
-    wanted = {t.name: t for t in model.tensors()}
-    fixed = []
-    for tensor in checkpoint.tensors():
-        name = report.renames.get(tensor.name, tensor.name)
-        if tensor.name in report.drops or name in report.drops:
-            continue
-        target = wanted.get(name)
-        fixed.append(_relaid(tensor, name, target))
-    return Model(layers=layers_from_state_dict(fixed), format="state-dict", framework=model.framework,
-                 metadata={"fixed_from": checkpoint.source})
-
-
-def _relaid(tensor: Tensor, name: str, target: Tensor | None) -> Tensor:
-    if target is None or None in (tensor.layout, target.layout) or tensor.layout == target.layout:
-        return Tensor(name, tensor.shape, tensor.dtype, layout=tensor.layout, loader=tensor.loader)
-    return Tensor(name, target.shape, tensor.dtype, layout=target.layout,
-                  loader=lambda: to_layout_of(canonical_array(tensor), target))
 
 
 # ---- PyTorch semantics: keys ------------------------------------------------------------------
@@ -322,6 +301,52 @@ def _compare_layers(position: int, have, want, report: CheckReport, by_name: boo
                 fix=("transpose the kernel to the model's layout" if kind == "layout" else
                      "load with model.load_weights(path, by_name=True, skip_mismatch=True) (legacy .h5) or "
                      "skip_mismatch=True (.weights.h5): this layer keeps its initialization")))
+
+
+# ---- a file that fits a model nested in the target -------------------------------------------
+
+
+def _nested_fit(checkpoint: Model, model: Model, semantics: Semantics) -> CheckReport | None:
+    """The report for loading into a nested model that the file fits exactly (a backbone inside a detector)."""
+    root = architecture(model)
+    for path, layer in model.walk():
+        if layer.kind != "model" or not layer.layers:
+            continue
+        inner = Model(layers=layer.layers, format=model.format, framework="keras")
+        config = _nested_config(root, path)
+        if config is not None:
+            inner.config = {"class_name": config.class_name, "config": config.raw}
+            remember_architecture(inner, config)
+        report = semantics(checkpoint, inner)
+        if report.errors() or not report.pairs:
+            continue
+        report.findings.insert(0, _nested_finding(checkpoint, model, path, layer, len(report.pairs)))
+        return report
+    return None
+
+
+def _nested_config(root: ConfigLayer | None, path: str) -> ConfigLayer | None:
+    """The config of the model nested at ``path`` (``outer/inner``), if the file has one."""
+    for part in path.split("/"):
+        root = root.by_name().get(part) if root is not None else None
+    return root
+
+
+def _nested_finding(checkpoint: Model, model: Model, path: str, nested: Layer, paired: int) -> Finding:
+    inside = {id(t) for t in nested.all_tensors()}
+    lacking = [(p, layer) for p, layer in model.walk() if layer.tensors and not any(id(t) in inside
+                                                                                  for t in layer.tensors.values())]
+    weighted = sum(1 for _, layer in nested.walk() if layer.tensors)
+    rest = ", ".join(f"{p} ({layer.type_name or layer.kind}, {layer.num_params:,} parameters)" for p, layer in lacking)
+    getter = "model" + "".join(f".get_layer({part!r})" for part in path.split("/"))
+    return Finding(
+        "nested", "error", f"the file holds the weights of {path!r}, a model nested in this one: all {weighted} of its "
+        f"weighted layers pair ({paired} tensors); loading the file into the whole model fails because the file "
+        f"lacks the rest of it" + (f": {rest}" if rest else ""), [t.name for _, layer in lacking for t in
+                                                                  layer.tensors.values()],
+        fix=f"load it into the nested model: {getter}.load_weights(path)"
+        + (f" ({', '.join(p for p, _ in lacking)} keep their initialization)" if lacking else "")
+        + "; or `--fix OUT` writes a file for the whole model")
 
 
 # ---- Keras 3 stores: layers paired by path ------------------------------------------------------

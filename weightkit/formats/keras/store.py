@@ -94,7 +94,8 @@ def _container_layers(group: Any, config: ConfigLayer | None, source: H5Source, 
 def _layer_from_group(group: Any, config: ConfigLayer | None, source: H5Source, frozen: bool) -> Layer:
     vars_group = group.get("vars") if group is not None else None
     if config is not None:
-        layer = Layer(config.name, type_name=config.class_name, config=config.raw, inbound=list(config.inbound))
+        layer = Layer(config.name, type_name=config.class_name, config=config.raw, inbound=list(config.inbound),
+                      stored_as=group.name.rsplit("/", 1)[-1] if group is not None else None)
     else:
         key = group.name.rsplit("/", 1)[-1]
         saved_name = attr_text(vars_group, "name") if vars_group is not None else None
@@ -194,12 +195,17 @@ def _natural(key: str) -> tuple[Any, ...]:
 
 
 def write(model: Model, path: Any, *, force: bool = False) -> None:
-    """Write ``model`` as a Keras 3 ``.weights.h5`` (needs its Keras config to name the groups as Keras does)."""
+    """Write ``model`` as a Keras 3 ``.weights.h5`` (needs its Keras config to name the groups as Keras does).
+
+    weightkit's records go into the root's attributes, which Keras does not read.
+    """
     import h5py
 
     from ..._atomic import atomic_output
+    from ...records import records
     from .write import write_store
 
     with atomic_output(path, force=force) as temporary:
         with h5py.File(temporary, "w") as file:
             write_store(file, model)
+            file.attrs.update(records(model))
