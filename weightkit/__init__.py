@@ -47,12 +47,13 @@ __all__ = [
 ]
 
 
-def load(path: str | os.PathLike[str]) -> Model:
+def load(path: str | os.PathLike[str], *, arch: str | os.PathLike[str] | None = None) -> Model:
     """Read a weight file of any supported format into a `Model`.
 
     The format is found from the file's content, not its name. Tensor data is not
     read until `Tensor.read` is called; close the model (or use it in a ``with``
-    block) to release the file.
+    block) to release the file. ``arch`` gives a Keras weights-only file its
+    architecture (a JSON config or a full-model file): its layer order and graph.
 
     Raises:
         FileFormatError: the file is missing, broken, or in no format weightkit reads.
@@ -62,6 +63,10 @@ def load(path: str | os.PathLike[str]) -> Model:
         >>> with weightkit.load("model.h5") as model:
         ...     kernel = model.layer("conv1").tensors["weight"].read()
     """
+    if arch is not None:
+        from .formats.keras.arch_file import read_with_architecture
+
+        return read_with_architecture(path, arch)
     from .formats import read
 
     return read(path)

@@ -95,7 +95,7 @@ def test_weights_only_needs_an_architecture(small_model, tmp_path):
     small_model.save_weights(tmp_path / "m.weights.h5")
     with pytest.raises(UsageError, match="weights only"):
         convert_keras(tmp_path / "m.weights.h5")
-    with pytest.raises(UsageError, match="no architecture either"):
+    with pytest.raises(UsageError, match="holds no Keras architecture"):
         convert_keras(tmp_path / "m.weights.h5", arch=tmp_path / "m.weights.h5")
 
 

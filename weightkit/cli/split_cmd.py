@@ -29,6 +29,8 @@ class WritableFormats:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="the weight file to cut")
+    parser.add_argument("--arch", metavar="FILE",
+                        help="architecture for a Keras weights-only file: a JSON config or a full-model file")
     parser.add_argument("--at", metavar="LAYER", help="the last layer of the backbone (default: proposed)")
     parser.add_argument("--head-prefix", metavar="PREFIX", action="append",
                         help="keys under PREFIX are the head (state dicts; repeatable)")
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from ..formats import by_name, output_format_for
     from ..ops.split import boundaries, propose_boundary, split_model
 
-    with load(args.file) as model:
+    with load(args.file, arch=args.arch) as model:
         if args.list_boundaries:
             return _list(boundaries(model), args)
         if not args.out:

@@ -16,13 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FileFormatError, UnsupportedError, UsageError
-from ..formats.keras import ConfigLayer, architecture, parse_config
+from ..formats.keras import ConfigLayer
+from ..formats.keras.arch_file import ArchitectureRecord, model_architecture, read_architecture
 from ..model import Layer, Model
 
 __all__ = ["KerasSource", "WeightIndex", "open_source"]
-
-_MAX_JSON_BYTES = 256 * 1024 * 1024
-
 
 @dataclass
 class KerasSource:
@@ -64,8 +62,8 @@ def open_source(path: str | os.PathLike[str], arch: str | os.PathLike[str] | Non
     try:
         if model.framework != "keras":
             raise UnsupportedError(f"convert reads Keras files; this is {model.format}", path=os.fspath(path))
-        record, version, root = _architecture(model, path, arch)
-        root = _checked(root, arch or path)
+        found = _architecture(model, path, arch)
+        record, version, root = found.record, found.keras_version, _checked(found.root, arch or path)
         extra: list[Any] = []
         weights = _weights(model, root, arch is not None, extra)
         major = _keras_major(version, record)
@@ -75,77 +73,20 @@ def open_source(path: str | os.PathLike[str], arch: str | os.PathLike[str] | Non
         raise
 
 
-def _architecture(model: Model, path: Any, arch: Any) -> tuple[dict[str, Any], str | None, ConfigLayer]:
-    """The architecture record, the Keras version that wrote it, and the record parsed."""
+def _architecture(model: Model, path: Any, arch: Any) -> ArchitectureRecord:
+    """The architecture: the file's own, or the one ``arch`` holds."""
     if arch is None:
         if model.config is None:
             raise UsageError(f"{path} holds weights only (no architecture)",
                              hint="pass --arch with a Keras JSON config or a full-model file of the same architecture")
-        return _model_architecture(model, path)
-    if _looks_like_json(arch):
-        data = _read_json(arch)
-        record = _record(data, arch)
-        return record, data.get("keras_version") if isinstance(data, dict) else None, _parse(record, arch)
-    from ..formats import read as load
-
-    with load(arch) as arch_model:
-        if arch_model.config is None:
-            raise UsageError(f"{arch} holds no architecture either",
-                             hint="--arch needs a Keras JSON config or a full model")
-        return _model_architecture(arch_model, arch)
-
-
-def _model_architecture(model: Model, path: Any) -> tuple[dict[str, Any], str | None, ConfigLayer]:
-    """A full model's architecture, parsed once and shared with every other user of the model."""
-    record = _record(model.config, path)
-    wrapped = record is not model.config and not isinstance(model.config, list)  # {"model_config": ...}
-    root = _parse(record, path) if wrapped else architecture(model) or _parse(record, path)
-    return record, model.framework_version, root
-
-
-def _record(data: Any, path: Any) -> dict[str, Any]:
-    if isinstance(data, list):  # Keras 1 Sequential: a bare list of layers
-        return {"class_name": "Sequential", "config": data}
-    if isinstance(data, dict) and "class_name" in data and "config" in data:
-        return data
-    if isinstance(data, dict) and isinstance(data.get("model_config"), dict):
-        return _record(data["model_config"], path)
-    raise FileFormatError("not a Keras architecture (expected a JSON object with 'class_name' and 'config')", path=path)
-
-
-def _parse(record: dict[str, Any], path: Any) -> ConfigLayer:
-    try:
-        return parse_config(record, record.get("build_config"))
-    except ValueError as exc:
-        raise FileFormatError(f"not a Keras architecture: {exc}", path=path) from None
+        return model_architecture(model, path)
+    return read_architecture(arch)
 
 
 def _checked(root: ConfigLayer, path: Any) -> ConfigLayer:
     if not root.layers:
         raise FileFormatError(f"the architecture ({root.class_name}) has no layers", path=path)
     return root
-
-
-def _looks_like_json(path: Any) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(64).lstrip()
-    except OSError as exc:
-        raise FileFormatError(f"cannot read the architecture file: {exc.strerror}", path=path) from None
-    return head[:1] in (b"{", b"[", b'"')
-
-
-def _read_json(path: Any) -> Any:
-    size = Path(path).stat().st_size
-    if size > _MAX_JSON_BYTES:
-        raise FileFormatError(f"an architecture of {size} bytes is not plausible; refused", path=path)
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if isinstance(data, str):  # model.to_json() written with json.dump: a JSON string of JSON
-            data = json.loads(data)
-        return data
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FileFormatError(f"not valid JSON ({exc})", path=path) from None
 
 
 class WeightIndex:

@@ -59,6 +59,7 @@ def boundaries(model: Model) -> list[Boundary]:
 
     A cut after the last layer (an empty head) or at an input (an empty backbone) is none.
     """
+    _check_layer_order_known(model)
     cuts = architecture_of(model).boundaries(model)
     return [_boundary(model, cut) for cut in cuts if not _empty_side(model, cut)]
 
@@ -69,6 +70,7 @@ def propose_boundary(model: Model) -> Boundary:
     Raises:
         UsageError: the model shows no head (a no-top backbone, a single block).
     """
+    _check_layer_order_known(model)
     proposal = architecture_of(model).propose(model)
     if proposal is None or _empty_side(model, proposal):
         raise UsageError("found no head to cut off: the model looks like a backbone alone",
@@ -87,6 +89,7 @@ def split_model(model: Model, at: str | None = None, *, head_prefixes: list[str]
         UsageError: no such layer; a cut the architecture cannot make; a cut after the last
             layer (the head would be empty) or at an input (the backbone would be empty).
     """
+    _check_layer_order_known(model)
     if at is None and not head_prefixes:
         proposal = propose_boundary(model)
         at, head_prefixes = proposal.at, proposal.head_prefixes
@@ -107,6 +110,15 @@ def split_model(model: Model, at: str | None = None, *, head_prefixes: list[str]
 
 
 # ---- the rules every cut shares ---------------------------------------------------------------
+
+
+def _check_layer_order_known(model: Model) -> None:
+    """A Keras 3 ``.weights.h5`` without its config keeps layers by class name: no order, no graph to cut."""
+    if model.format == "keras-v3-weights" and model.config is None:
+        raise UsageError("a Keras 3 .weights.h5 names its groups after layer classes and records no layer order "
+                         "or graph, so weightkit cannot tell where the backbone ends or which layers are the head",
+                         hint="give the model's architecture: --arch MODEL.keras (or its config.json, or a "
+                         "full-model .h5)")
 
 
 def _empty_side(model: Model, cut: Cut) -> bool:

@@ -38,13 +38,17 @@ def read(probe: Probe) -> Model:
     return owned_by_model(H5Source(probe.path), read_source)
 
 
-def read_source(source: H5Source) -> Model:
-    """Read an open HDF5 source: legacy Keras layout or Keras 3 ``.weights.h5`` layout."""
+def read_source(source: H5Source, config: Any = None, root: ConfigLayer | None = None) -> Model:
+    """Read an open HDF5 source: legacy Keras layout or Keras 3 ``.weights.h5`` layout.
+
+    ``config`` (with ``root``, its parsed tree) is an architecture given apart from the file
+    (``--arch``): it replaces the file's own and orders the layers.
+    """
     file = source.file
     if store.is_weights_store(file):
-        return store.read_weights_file(source)
+        return store.read_weights_file(source, config, root)
     if name_list(file, "layer_names") is not None or "model_weights" in file or "nb_layers" in file.attrs:
-        return _read_legacy(source)
+        return _read_legacy(source, config, root)
     raise FileFormatError(f"an HDF5 file, but not a Keras weight file: {_describe(file)}", path=source.path)
 
 
@@ -57,13 +61,13 @@ class _Context:
     has_config: bool
 
 
-def _read_legacy(source: H5Source) -> Model:
+def _read_legacy(source: H5Source, given: Any = None, given_root: ConfigLayer | None = None) -> Model:
     file = source.file
-    config_data = attr_json(file, "model_config", source.path)
+    config_data = given if given is not None else attr_json(file, "model_config", source.path)
     weights = file if name_list(file, "layer_names") is not None or "nb_layers" in file.attrs else file["model_weights"]
     version = attr_text(file, "keras_version") or attr_text(weights, "keras_version")
     backend = attr_text(file, "backend") or attr_text(weights, "backend")
-    root = _parse(config_data, source.path) if config_data is not None else None
+    root = given_root or (_parse(config_data, source.path) if config_data is not None else None)
     context = _Context(source, keras1=version is None, has_config=root is not None)
     if "nb_layers" in file.attrs and name_list(weights, "layer_names") is None:
         layers = _read_pre_1_0(weights, context)

@@ -16,8 +16,9 @@ from ... import kinds
 from ...model import Layer, Model, Tensor
 from .._parsers.hdf5 import H5Source, attr_text
 from ._tensors import dataset_tensor
-from .config import ConfigLayer
+from .config import ConfigLayer, remember_architecture
 from .layout import replay_names, saved_layers, snake_case
+from .shapes import output_specs
 
 __all__ = ["is_weights_store", "read_weights_file", "read_store", "write"]
 
@@ -52,12 +53,20 @@ def is_weights_store(file: Any) -> bool:
     return has_layers and "layer_names" not in file.attrs and "model_weights" not in file
 
 
-def read_weights_file(source: H5Source) -> Model:
-    """A standalone ``.weights.h5``: weights only, layer classes guessed from group names."""
-    layers, extras = read_store(source, None)
-    return Model(layers=layers, format="keras-v3-weights", framework="keras",
-                 metadata={"writer": "Keras 3 (.weights.h5 records no version)"},
-                 extras=extras, source=str(source.path))
+def read_weights_file(source: H5Source, config: Any = None, root: ConfigLayer | None = None) -> Model:
+    """A standalone ``.weights.h5``: weights only, layer classes guessed from group names.
+
+    With an architecture given apart (``config`` and its parsed ``root``), the layers
+    follow it as in a ``.keras`` file, and the model has that graph.
+    """
+    layers, extras = read_store(source, root)
+    model = Model(layers=layers, format="keras-v3-weights", framework="keras", has_graph=root is not None,
+                  metadata={"writer": "Keras 3 (.weights.h5 records no version)"}, config=config,
+                  extras=extras, source=str(source.path))
+    if root is not None:
+        remember_architecture(model, root)
+        model.inputs, model.outputs = root.input_specs(), output_specs(root)
+    return model
 
 
 def read_store(source: H5Source, root: ConfigLayer | None) -> tuple[list[Layer], dict[str, list[Tensor]]]:
