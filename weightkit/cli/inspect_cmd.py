@@ -56,6 +56,9 @@ def _header(model: Any) -> Any:
         grid.add_row("input", f"{spec.name} {fmt_shape(spec.shape)} {spec.dtype or ''}".rstrip())
     for spec in model.outputs:
         grid.add_row("output", f"{spec.name} {fmt_shape(spec.shape)} {spec.dtype or ''}".rstrip())
+    verdict = _backbone_verdict(model)
+    if verdict:
+        grid.add_row("looks like", verdict)
     for key, value in metadata.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items() if v is not None)
@@ -63,6 +66,17 @@ def _header(model: Any) -> Any:
             value = ", ".join(str(item) for item in value)
         grid.add_row(key.replace("_", " "), str(value))
     return grid
+
+
+def _backbone_verdict(model: Any) -> str:
+    """What a weights-only file looks like, when it looks like a backbone saved without its head ('' if not)."""
+    from ..ops.inspect import headless_backbone
+
+    found = headless_backbone(model)
+    if found is None:
+        return ""
+    return (f"a backbone (feature extractor) without a head: its last weighted layer {found.layer!r} "
+            f"puts out {found.channels} channels")
 
 
 def _layer_table(model: Any) -> Any:

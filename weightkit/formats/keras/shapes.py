@@ -2,9 +2,9 @@
 
 Files record input shapes but rarely output shapes; this walks the config in graph
 order and applies each layer class's shape rule (the parser gives every generation's
-config in Keras 2/3 spelling). A
-layer whose class has no rule here (a custom layer, a Lambda) makes everything
-downstream of it unknown (None) rather than wrong.
+config in Keras 2/3 spelling). A Lambda's rule is its known function's (`lambdas.known_lambda`).
+A layer whose class has no rule here (a custom layer, a Lambda weightkit does not know)
+makes everything downstream of it unknown (None) rather than wrong.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 from ...model import Dim, TensorSpec
 from .config import ConfigLayer
+from .lambdas import known_lambda
 
 __all__ = ["infer_shapes", "output_specs", "layer_output_shape", "broadcast_shape"]
 
@@ -96,6 +97,8 @@ def _rule(layer: ConfigLayer, sources: list[Shape]) -> Shape | None:
         return (shape[0], _product(shape[1:]))
     if cls == "Reshape":
         return _reshape(shape, config["target_shape"])
+    if cls == "Lambda":
+        return _lambda(config, shape)
     if cls == "Permute":
         return (shape[0], *(shape[d] for d in config["dims"]))
     if cls.startswith("Global"):
@@ -181,6 +184,11 @@ def _global_pool(shape: Shape, config: dict[str, Any]) -> Shape:
         ones = (1,) * (len(shape) - 2)
         return (shape[0], channels, *ones) if first else (shape[0], *ones, channels)
     return (shape[0], channels)
+
+
+def _lambda(config: dict[str, Any], shape: Shape) -> Shape | None:
+    known = known_lambda(config)
+    return known.output_shape(shape) if known is not None else None
 
 
 def _nested(layer: ConfigLayer, sources: list[Shape]) -> Shape | None:
