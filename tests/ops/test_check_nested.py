@@ -8,6 +8,7 @@ import pytest
 
 import weightkit
 from weightkit.ops.check import check_into
+from weightkit.ops.split import propose_boundary
 
 keras = pytest.importorskip("keras")
 
@@ -72,3 +73,35 @@ def test_file_that_fits_the_nested_backbone_is_named_and_the_given_call_loads_it
     loaded.get_layer("model").load_weights(root / weights)
     for got, want in zip(loaded.get_layer("model").weights, trained.weights):
         assert np.array_equal(np.asarray(got), np.asarray(want))
+
+
+@pytest.fixture(scope="module")
+def yolo(tmp_path_factory):
+    from tests.yolo_nets import save_yolo_files
+
+    return save_yolo_files(tmp_path_factory.mktemp("yolo"))
+
+
+@pytest.mark.parametrize("backend", ["backend_h5", "backend_weights_h5"])
+def test_full_yolo_backend_into_the_detector_names_the_feature_extractor(yolo, backend, capsys):
+    """keras-yolo2: full_yolo_backend.h5 is the extractor's weights; the detector nests the extractor as 'model'."""
+    from weightkit.cli import main
+
+    path = getattr(yolo, backend)
+    assert main(["check", str(path), "--into", str(yolo.detector_h5)]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the file holds the weights of 'model', a model nested in this one: all 44 of its weighted layers" in out
+    assert "DetectionLayer (Conv2D," in out and "model.get_layer('model').load_weights(path)" in out
+    assert "another architecture" not in out
+    from tests.yolo_nets import CUSTOM_OBJECTS
+
+    detector = keras.saving.load_model(yolo.detector_h5, custom_objects=CUSTOM_OBJECTS, safe_mode=False)
+    detector.get_layer("model").load_weights(path)  # the call check gives
+    for got, want in zip(detector.get_layer("model").weights, yolo.extractor.weights):
+        assert np.array_equal(np.asarray(got), np.asarray(want))
+
+
+def test_split_without_at_cuts_the_detector_after_its_feature_extractor(yolo):
+    with weightkit.load(yolo.detector_h5) as model:
+        boundary = propose_boundary(model)
+    assert boundary.at == "model" and boundary.head_params > 0

@@ -44,12 +44,12 @@ class KerasGraph:
                 continue
             if following.kind == "pool" and not (following.type_name or "").startswith("Global"):
                 continue
-            if all(layer.kind in _HEAD_KINDS for layer in after):
+            if all(layer.kind in _HEAD_KINDS for layer in after) and any(layer.all_tensors() for layer in after):
                 cut = _cut(model, root, name, infer_shapes(root).get(name))
                 cut.reason = (f"{following.name} ({following.type_name}) starts the classifier: "
                               f"{', '.join(layer.name for layer in after)}")
                 return cut
-        return None
+        return _after_nested_extractor(model, root, points)
 
     def cut(self, model: Model, at: str) -> tuple[Model, Model]:
         """The graph up to ``at`` and the graph after it; the head starts with an input named ``at``.
@@ -84,6 +84,23 @@ class KerasGraph:
                        framework_version=backbone.framework_version, has_graph=True, config=config,
                        inputs=root.input_specs(), outputs=output_specs(root), metadata=joined_metadata(backbone))
         return over_parts(joined, backbone, head)
+
+
+def _after_nested_extractor(model: Model, root: ConfigLayer, points: list[str]) -> Cut | None:
+    """After the last nested model that a few weighted layers follow (a detector around its feature extractor)."""
+    layers = {layer.name: layer for layer in model.layers}
+    for index in range(len(points) - 2, -1, -1):
+        nested = layers.get(points[index])
+        if nested is None or nested.kind != "model":
+            continue
+        after = [layers[n] for n in points[index + 1:] if n in layers]
+        if after and any(layer.all_tensors() for layer in after) and nested.num_params > sum(
+                layer.num_params for layer in after):
+            cut = _cut(model, root, nested.name, infer_shapes(root).get(nested.name))
+            cut.reason = (f"{nested.name} is a nested model (the feature extractor); after it: "
+                          f"{', '.join(layer.name for layer in after)}")
+            return cut
+    return None
 
 
 def _cut(model: Model, root: ConfigLayer, at: str, shape: tuple[Dim, ...] | None) -> Cut:
