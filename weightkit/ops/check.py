@@ -345,7 +345,7 @@ def _nested_finding(checkpoint: Model, model: Model, path: str, nested: Layer, p
         f"lacks the rest of it" + (f": {rest}" if rest else ""), [t.name for _, layer in lacking for t in
                                                                   layer.tensors.values()],
         fix=f"load it into the nested model: {getter}.load_weights(path)"
-        + (f" ({', '.join(p for p, _ in lacking)} keep their initialization)" if lacking else "")
+        + (f" (the rest keeps its initialization: {', '.join(p for p, _ in lacking)})" if lacking else "")
         + "; or `--fix OUT` writes a file for the whole model")
 
 
