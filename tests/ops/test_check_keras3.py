@@ -1,4 +1,4 @@
-"""`check --into` with Keras 3 stores (.weights.h5, .keras): verdicts that agree with what Keras 3's load_weights does."""
+"""`check --into` with Keras 3 stores (.weights.h5, .keras): verdicts that agree with Keras 3's load_weights."""
 
 from __future__ import annotations
 

@@ -128,16 +128,48 @@ def normalize_name(name: str) -> str:
 
 
 def out_channels(unit: Unit) -> int | None:
-    """How many channels (features) the unit puts out, from its kernel or norm statistics."""
+    """How many channels (features) the unit puts out, from its kernel or norm statistics.
+
+    A Keras depthwise kernel ``(h, w, channels, multiplier)`` puts out channels·multiplier;
+    a transposed convolution's canonical kernel is ``(in, out / groups, ...)``.
+    """
     tensor = unit.tensors.get("weight") or unit.tensors.get("running_mean")
-    return canonical_shape(tensor)[0] if tensor is not None and tensor.ndim else None
+    if tensor is None or not tensor.ndim:
+        return None
+    if tensor.layout == "HWCM" and tensor.ndim >= 3:
+        return tensor.shape[-2] * tensor.shape[-1]
+    shape = canonical_shape(tensor)
+    if unit.kind.startswith("conv_transpose") and len(shape) >= 2:
+        return shape[1] * (_groups(unit.layer) or 1)
+    return shape[0]
 
 
 def in_channels(unit: Unit) -> int | None:
-    """How many channels the unit takes in (a norm or depthwise layer takes what it puts out)."""
+    """How many channels the unit takes in (a norm layer takes what it puts out).
+
+    A Keras depthwise kernel ``(h, w, channels, multiplier)`` takes ``channels``; a grouped
+    (or PyTorch/ONNX depthwise) kernel ``(out, in / groups, ...)`` takes ``in / groups · groups``.
+    """
     tensor = unit.tensors.get("weight")
-    if tensor is None or unit.kind in ("batch_norm", "layer_norm", "norm", "depthwise_conv2d"):
+    if tensor is None or unit.kind in ("batch_norm", "layer_norm", "norm"):
         tensor = tensor or unit.tensors.get("running_mean")
         return canonical_shape(tensor)[0] if tensor is not None and tensor.ndim else None
+    if tensor.layout == "HWCM" and tensor.ndim >= 3:
+        return tensor.shape[-2]
     shape = canonical_shape(tensor)
-    return shape[1] if len(shape) >= 2 else None
+    if len(shape) < 2:
+        return None
+    if unit.kind.startswith("conv_transpose"):
+        return shape[0]
+    groups = _groups(unit.layer)
+    if unit.kind == "depthwise_conv2d" and groups is None:
+        return shape[0]  # (channels · multiplier, 1, h, w) of a file that does not say: a multiplier of 1
+    return shape[1] * (groups or 1)
+
+
+def _groups(layer: Layer) -> int | None:
+    """The convolution's ``groups`` (Keras, PyTorch) or ``group`` (ONNX), where the layer's config states it."""
+    config = layer.config or {}
+    attributes = config.get("attributes")
+    groups = config.get("groups", attributes.get("group") if isinstance(attributes, dict) else None)
+    return groups if isinstance(groups, int) and groups > 0 else None
