@@ -153,19 +153,39 @@ def split(model: Model | str | os.PathLike[str], at: str | None = None, *, head_
         return split_model(loaded, at, head_prefixes=head_prefixes, strip_prefixes=strip_prefixes)
 
 
-def merge(backbone: Model | str | os.PathLike[str], head: Model | str | os.PathLike[str], *,
+def merge(backbone: Model | str | os.PathLike[str], head: Model | str | os.PathLike[str],
+          output: str | os.PathLike[str] | None = None, *, format: str | None = None,
           force: bool = False) -> MergeResult:
     """Join a backbone and a head into one model, after checking that the head fits.
 
-    Returns a `weightkit.ops.merge.MergeResult`; ``save(result.model, path)`` writes it.
+    With ``output``, the model is written there (``format`` as in `save`) and read back before
+    this returns: the file must hold every tensor of the merged model and, for Keras, a complete
+    graph. ``force`` merges a head that does not fit, and replaces an existing ``output``.
+
+    Returns a `weightkit.ops.merge.MergeResult` (close it when done); without ``output``,
+    ``save(result.model, path)`` writes it unchecked.
 
     Raises:
-        UsageError: the head does not fit (unless ``force``), or the parts cannot be joined.
+        UsageError: the head does not fit (unless ``force``), the parts cannot be joined, or
+            ``output`` exists (unless ``force``).
+        WeightkitError: the written file does not read back as the merged model (a weightkit bug);
+            the file is removed.
+
+    Example:
+        >>> weightkit.merge("backbone.keras", "head.keras", "model.keras").report.errors()
+        []
     """
-    from .ops.merge import merge_models
+    from .ops.merge import merge_models, save_merged
 
     with _opened(backbone) as first, _opened(head) as second:
-        return merge_models(first, second, force=force)
+        result = merge_models(first, second, force=force)
+    if output is not None:
+        try:
+            save_merged(result.model, output, format, force=force)
+        except BaseException:
+            result.close()
+            raise
+    return result
 
 
 def _opened(value: Model | str | os.PathLike[str]) -> AbstractContextManager[Model]:

@@ -10,15 +10,16 @@ referring to the name they referred to before. `KerasGraph` is this module's
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UsageError
-from ..formats.keras.config import ConfigLayer, architecture, parse_config
+from ..formats.keras.config import MODEL_CLASSES, ConfigLayer, architecture, parse_config
 from ..formats.keras.shapes import infer_shapes, output_specs
 from ..model import Dim, Layer, Model
 from . import Cut, joined_metadata, make_part, over_parts
 
-__all__ = ["KerasGraph", "cut_points", "cut_config", "join_configs"]
+__all__ = ["KerasGraph", "cut_points", "cut_config", "join_configs", "graph_problems"]
 
 _HEAD_KINDS = ("pool", "reshape", "dropout", "dense", "activation")
 
@@ -139,36 +140,47 @@ def cut_config(config: dict[str, Any], at: str) -> tuple[dict[str, Any], dict[st
 
 
 def join_configs(backbone: dict[str, Any], head: dict[str, Any]) -> dict[str, Any]:
-    """One config: the head's input replaced by the backbone's output.
+    """One config: the head's input replaced by the backbone's output, a complete graph whatever the parts' classes.
+
+    Two Sequential parts stay one Sequential. Otherwise the result is functional: a Sequential
+    head's layers get the names and inbound nodes a functional config needs, spelled as the
+    backbone spells its own (Keras 3 ``keras_history`` tensors or Keras 1/2 lists), and a
+    Sequential backbone is written in functional form first.
 
     Raises:
-        UsageError: the head has more than one input, or layer names collide.
+        UsageError: the head has more than one input, layer names collide, or a Sequential
+            backbone states no input shape.
     """
     back_root, head_root = _root(backbone), _root(head)
-    inputs = [layer for layer in head_root.layers if layer.class_name == "InputLayer"]
-    output = (back_root.output_names or [back_root.layers[-1].name])[-1]
-    if len(inputs) > 1:
-        raise UsageError("the head has several inputs; weightkit joins heads with one input")
-    clash = {layer.name for layer in back_root.layers} & {layer.name for layer in head_root.layers
-                                                          if layer.class_name != "InputLayer"}
-    if clash:
-        raise UsageError(f"backbone and head both have layers named {', '.join(sorted(clash))}")
-    head_entries = _entries(head)
-    if inputs:
-        head_entries = [e for e in head_entries if _name(e) != inputs[0].name]
-    renamed = [_rename_inbound(e, inputs[0].name, output) for e in head_entries] if inputs else head_entries
-    joined = copy.deepcopy(backbone)
+    head_input = _single_input(head_root)
+    _refuse_clashes(back_root, head_root)
     if _is_sequential(backbone) and _is_sequential(head):
-        _set_entries(joined, _entries(backbone) + _without_input_shapes(renamed))
-        return joined
-    if _is_sequential(joined):
-        raise UsageError("joining a Sequential backbone with a functional head is not supported",
-                         hint="save the backbone as a functional model")
-    _set_entries(joined, _entries(backbone) + renamed)
-    outputs = copy.deepcopy(head["config"].get("output_layers")) or [[_name(renamed[-1]), 0, 0]]
-    joined["config"]["output_layers"] = outputs
+        return _join_sequentials(backbone, head, head_input)
+    dialect = _Dialect.of(backbone, head)
+    if _is_sequential(backbone):
+        backbone = _as_functional(backbone, back_root, head, dialect)
+        back_root = _root(backbone)
+    output = (back_root.output_names or [back_root.layers[-1].name])[-1]
+    if _is_sequential(head):
+        head_entries, outputs = _chained_head(head, head_root, output, infer_shapes(back_root).get(output), dialect)
+    else:
+        head_entries = [_rename_inbound(e, head_input, output) if head_input else copy.deepcopy(e)
+                        for e in _entries(head) if _name(e) != head_input]
+        outputs = copy.deepcopy(head["config"].get("output_layers")) or [[_name(head_entries[-1]), 0, 0]]
+    joined = copy.deepcopy(backbone)
+    _set_entries(joined, _entries(backbone) + head_entries)
+    joined["config"]["output_layers"] = _spelled_like(backbone["config"].get("output_layers"), outputs)
     joined["config"]["name"] = str(joined["config"].get("name", "model")).removesuffix("_backbone")
     return joined
+
+
+def graph_problems(config: dict[str, Any]) -> list[str]:
+    """What keeps ``config`` from loading as a complete graph; [] when nothing does.
+
+    A layer without a name, a functional layer that nothing calls (no inbound nodes), a call
+    or an input/output naming no layer of the model, two layers of one name; nested models too.
+    """
+    return _graph_problems(config, "")
 
 
 # ---- cutting ----------------------------------------------------------------------------------
@@ -275,6 +287,169 @@ def _input_entry(config: dict[str, Any], name: str, shape: tuple[Dim, ...]) -> d
 # ---- joining ----------------------------------------------------------------------------------
 
 
+def _single_input(head: ConfigLayer) -> str | None:
+    """The name of the head's InputLayer (None for a Sequential head without one)."""
+    inputs = [layer.name for layer in head.layers if layer.class_name == "InputLayer"]
+    if len(inputs) > 1:
+        raise UsageError("the head has several inputs; weightkit joins heads with one input")
+    return inputs[0] if inputs else None
+
+
+def _refuse_clashes(backbone: ConfigLayer, head: ConfigLayer) -> None:
+    clash = {layer.name for layer in backbone.layers} & {layer.name for layer in head.layers
+                                                         if layer.class_name != "InputLayer"}
+    if clash:
+        raise UsageError(f"backbone and head both have layers named {', '.join(sorted(clash))}",
+                         hint="rename the head's layers (name=...) and save it again")
+
+
+def _join_sequentials(backbone: dict[str, Any], head: dict[str, Any], head_input: str | None) -> dict[str, Any]:
+    """One Sequential: the backbone's layers, then the head's without its input."""
+    joined = copy.deepcopy(backbone)
+    head_entries = [copy.deepcopy(e) for e in _entries(head) if head_input is None or _name(e) != head_input]
+    _set_entries(joined, _entries(backbone) + _without_input_shapes(head_entries))
+    return joined
+
+
+@dataclass(frozen=True)
+class _Dialect:
+    """How a functional config spells a call: a Keras 3 ``keras_history`` tensor, or a Keras 1/2 reference list.
+
+    ``reference_length`` is 4 for Keras 2's ``[name, node, tensor, kwargs]``, 3 for Keras 1's.
+    """
+
+    keras3: bool
+    reference_length: int = 4
+    dtype: str = "float32"
+
+    @classmethod
+    def of(cls, *configs: dict[str, Any]) -> _Dialect:
+        """The spelling of the first call found in ``configs`` (in order), else the Keras generation's."""
+        for config in configs:
+            for entry in _entries(config):
+                for node in entry.get("inbound_nodes") or []:
+                    if isinstance(node, dict):
+                        return cls(True, dtype=_tensor_dtype(node))
+                    if isinstance(node, list) and node and isinstance(node[0], list):
+                        return cls(False, reference_length=min(len(node[0]), 4))
+        return cls(any(_looks_keras3(config) for config in configs))
+
+    def node(self, source: str, index: int, shape: tuple[Dim, ...] | None) -> Any:
+        """One call on the output of layer ``source`` (call ``index``) whose shape is ``shape``.
+
+        Keras 3 also reads the list spelling, so a tensor whose shape is unknown is written that way.
+        """
+        if self.keras3 and shape is not None:
+            tensor = {"class_name": "__keras_tensor__",
+                      "config": {"shape": list(shape), "dtype": self.dtype, "keras_history": [source, index, 0]}}
+            return {"args": [tensor], "kwargs": {}}
+        return [[source, index, 0, {}][:self.reference_length]]
+
+    def call_index(self, source: ConfigLayer, *, output: bool = False) -> int:
+        """Which call of ``source`` a reference to its first call names (see keras2onnx's `_node_offsets`).
+
+        A layer: 0. A nested model built on an Input has a node of its own first: Keras 1/2 count it
+        everywhere, Keras 3 only in ``output_layers`` and only for Functional models.
+        """
+        if not source.is_model:
+            return 0
+        sequential = source.class_name == "Sequential"
+        if self.keras3:
+            return 1 if output and not sequential else 0
+        starts_with_input = bool(source.layers) and source.layers[0].class_name == "InputLayer"
+        return 0 if sequential and not starts_with_input else 1
+
+
+def _tensor_dtype(node: dict[str, Any]) -> str:
+    for arg in node.get("args") or []:
+        dtype = arg.get("config", {}).get("dtype") if isinstance(arg, dict) else None
+        if isinstance(dtype, str):
+            return dtype
+    return "float32"
+
+
+def _looks_keras3(config: dict[str, Any]) -> bool:
+    """A Keras 3 config: a ``.keras`` record, or InputLayers with ``batch_shape`` (Keras 2: ``batch_input_shape``)."""
+    return "module" in config or any(e.get("class_name") == "InputLayer" and "batch_shape" in e.get("config", {})
+                                     for e in _entries(config))
+
+
+def _chained(entries: list[dict[str, Any]], source: str | None, by_name: dict[str, ConfigLayer],
+             shapes: dict[str, tuple[Dim, ...] | None], dialect: _Dialect) -> list[dict[str, Any]]:
+    """Sequential layers as functional entries: each named, each calling the one before (the first, ``source``)."""
+    chained = []
+    previous = source
+    for entry in copy.deepcopy(entries):
+        name = _name(entry)
+        entry["name"] = name
+        entry["inbound_nodes"] = [] if previous is None else [
+            dialect.node(previous, dialect.call_index(by_name[previous]), shapes.get(previous))]
+        chained.append(entry)
+        previous = name
+    return chained
+
+
+def _chained_head(head: dict[str, Any], root: ConfigLayer, source: str, shape: tuple[Dim, ...] | None,
+                  dialect: _Dialect) -> tuple[list[dict[str, Any]], list[Any]]:
+    """A Sequential head's layers as functional entries after ``source``, and the output that names its last."""
+    entries = [e for e in _entries(head) if e.get("class_name") != "InputLayer"]
+    if not entries:
+        raise UsageError("the head has no layers besides its input")
+    shapes = {**infer_shapes(root, [shape]), source: shape}
+    by_name = {**root.by_name(), source: ConfigLayer(source, "Layer", {})}
+    chained = _chained(_without_input_shapes(copy.deepcopy(entries)), source, by_name, shapes, dialect)
+    last = by_name[_name(chained[-1])]
+    return chained, [[last.name, dialect.call_index(last, output=True), 0]]
+
+
+def _as_functional(backbone: dict[str, Any], root: ConfigLayer, head: dict[str, Any],
+                   dialect: _Dialect) -> dict[str, Any]:
+    """A Sequential backbone as the functional model it stands for (it is about to take a functional head)."""
+    entries = _entries(backbone)
+    if entries and entries[0].get("class_name") == "InputLayer":
+        input_entry, layers = entries[0], entries[1:]
+    else:
+        taken = {layer.name for layer in root.layers} | {_name(entry) for entry in _entries(head)}
+        input_entry, layers = _new_input(backbone, root, taken), _without_input_shapes(copy.deepcopy(entries))
+    name = _name(input_entry)
+    by_name = {**root.by_name(), name: ConfigLayer(name, "InputLayer", {})}
+    shapes = {**infer_shapes(root), name: root.input_specs()[0].shape}
+    chained = _chained([input_entry, *layers], None, by_name, shapes, dialect)
+    body = backbone["config"] if isinstance(backbone["config"], dict) else {}
+    record = _functional_record(backbone, head)
+    record["config"] = {"name": body.get("name", root.name), "trainable": body.get("trainable", True),
+                        "layers": chained,
+                        "input_layers": _spelled_like(head["config"].get("input_layers"), [[name, 0, 0]]),
+                        "output_layers": [[_name(chained[-1]), 0, 0]]}
+    return record
+
+
+def _functional_record(backbone: dict[str, Any], head: dict[str, Any]) -> dict[str, Any]:
+    """The class record of a functional model in the backbone's format: the head's, or Keras 3's for a ``.keras``."""
+    if "module" in backbone and "module" not in head:
+        return {"module": "keras.src.models.functional", "class_name": "Functional",
+                "registered_name": "Functional", "build_config": {"input_shape": None}}
+    return {key: copy.deepcopy(value) for key, value in head.items() if key not in ("config", "compile_config")}
+
+
+def _new_input(backbone: dict[str, Any], root: ConfigLayer, taken: set[str]) -> dict[str, Any]:
+    """An InputLayer, named unlike ``taken``, for a Sequential backbone that states its input shape elsewhere."""
+    specs = root.input_specs()
+    if not specs or specs[0].shape is None:
+        raise UsageError("the Sequential backbone states no input shape, so it cannot take a functional head",
+                         hint="build the backbone (model.build(shape)) or give it a keras.Input, and save it again")
+    name = next(n for n in ("input_layer", *(f"input_layer_{i}" for i in range(1, len(taken) + 2))) if n not in taken)
+    return _input_entry(backbone, name, specs[0].shape)
+
+
+def _spelled_like(template: Any, references: list[Any]) -> list[Any]:
+    """``[[name, node, tensor]]`` references as ``template`` spells them: Keras 3 writes one as a bare triple."""
+    is_triple = isinstance(template, list) and bool(template) and isinstance(template[0], str)
+    if is_triple and len(references) == 1 and isinstance(references[0], list):
+        return list(references[0])
+    return references
+
+
 def _rename_inbound(entry: dict[str, Any], old: str, new: str) -> dict[str, Any]:
     entry = copy.deepcopy(entry)
 
@@ -295,10 +470,58 @@ def _rename_inbound(entry: dict[str, Any], old: str, new: str) -> dict[str, Any]
 
 
 def _without_input_shapes(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Sequential layers after the join take their input from the backbone, not a declared shape."""
+    """Layers after the join take their input from the backbone, not a declared shape (changes ``entries``)."""
     for entry in entries:
         entry.get("config", {}).pop("batch_input_shape", None)
     return entries
+
+
+def _graph_problems(config: dict[str, Any], where: str) -> list[str]:
+    entries = _entries(config)
+    functional = _is_functional(config)
+    problems = [f"{where}layer {index} ({entry.get('class_name')}) has no name" for index, entry in enumerate(entries)
+                if not _declared_name(entry, functional)]
+    if problems:
+        return problems
+    root = _root(config)
+    names = [layer.name for layer in root.layers]
+    problems += [f"{where}two layers are named {name!r}" for name in sorted({n for n in names if names.count(n) > 1})]
+    if functional:
+        problems += _call_problems(root, where)
+    for entry, layer in zip(entries, root.layers):
+        if layer.class_name in MODEL_CLASSES:
+            problems += _graph_problems(entry, f"{where}{layer.name}/")
+    return problems
+
+
+def _is_functional(config: dict[str, Any]) -> bool:
+    """A graph of calls (Functional, Model, or a subclass that keeps one), not a Sequential list or a custom model."""
+    body = config.get("config")
+    return (not _is_sequential(config) and isinstance(body, dict)
+            and (config.get("class_name") in MODEL_CLASSES or "output_layers" in body))
+
+
+def _declared_name(entry: dict[str, Any], functional: bool) -> bool:
+    """Whether ``entry`` names its layer where Keras looks: the entry itself in a functional config."""
+    name = entry.get("name") if functional else entry.get("name") or entry.get("config", {}).get("name")
+    return isinstance(name, str) and bool(name)
+
+
+def _call_problems(root: ConfigLayer, where: str) -> list[str]:
+    """Functional calls that cannot be made: a layer never called, a source, input or output not in the model."""
+    layers = root.by_name()
+    problems = []
+    for layer in root.layers:
+        if layer.class_name != "InputLayer" and not layer.inbound:
+            problems.append(f"{where}layer {layer.name!r} has no inbound nodes: nothing calls it")
+        problems += [f"{where}layer {layer.name!r} takes {source!r}, which is not in the model"
+                     for source in layer.inbound if source not in layers]
+    if not root.output_names:
+        problems.append(f"{where}the model names no outputs")
+    for kind, names in (("input", root.input_names), ("output", root.output_names)):
+        problems += [f"{where}the model's {kind} {name!r} is not one of its layers" for name in names
+                     if name not in layers]
+    return problems
 
 
 # ---- config dialects --------------------------------------------------------------------------

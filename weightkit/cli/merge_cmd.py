@@ -1,4 +1,4 @@
-"""``weightkit merge BACKBONE HEAD -o OUT``: one file from two, after checking the junction."""
+"""``weightkit merge BACKBONE HEAD -o OUT``: one file from two, after checking the junction; OUT is read back."""
 
 from __future__ import annotations
 
@@ -19,18 +19,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import load, save
+    from .. import merge
     from ..ops.check import check_document
-    from ..ops.merge import merge_models
 
-    with load(args.backbone) as backbone, load(args.head) as head:
-        with merge_models(backbone, head, force=args.force) as result:
-            save(result.model, args.output, args.format, force=args.force)
+    with merge(args.backbone, args.head, args.output, format=args.format, force=args.force) as result:
+        report = result.report
     if args.json:
-        print_json({"output": args.output, "check": check_document(result.report)})
+        print_json({"output": args.output, "check": check_document(report)})
         return 0
     out = console()
-    for finding in result.report.findings:
+    for finding in report.findings:
         out.print(f"{finding.severity} {finding.kind}: {finding.message}")
     out.print(f"wrote {args.output}")
     return 0

@@ -2,20 +2,26 @@
 
 The joining itself is the parts' architecture's (`weightkit.arch`): the ONNX graphs
 merged, the Keras configs joined, or the layers of weights-only parts concatenated.
+`save_merged` writes the result and reads it back, so a merge never leaves a file
+that does not hold the model it reports.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..arch import Architecture
 from ..arch.flat import FlatLayers
-from ..errors import UsageError
+from ..arch.keras import graph_problems
+from ..errors import UsageError, WeightkitError
+from ..formats import read, write
 from ..model import Model
 from .check import CheckReport
 from .junction import check_junction
 
-__all__ = ["MergeResult", "merge_models"]
+__all__ = ["MergeResult", "merge_models", "save_merged"]
 
 
 @dataclass
@@ -74,3 +80,61 @@ def _joining(backbone: Model, head: Model) -> Architecture:
 
         return KerasGraph()  # joins Keras graphs; refuses a part without one
     return FlatLayers()
+
+
+def save_merged(merged: Model, path: str | os.PathLike[str], format: str | None = None, *,
+                force: bool = False) -> None:
+    """Write ``merged`` to ``path`` (as `weightkit.formats.write` does), then read the file back to vouch for it.
+
+    The file must hold every tensor of ``merged`` (by layer and role, with its shape) and, for a
+    Keras model, a complete graph (`weightkit.arch.keras.graph_problems`).
+
+    Raises:
+        UsageError: see `weightkit.formats.write`.
+        WeightkitError: the file does not read back as ``merged``: a bug in weightkit. The file is removed.
+    """
+    write(merged, path, format, force=force)
+    try:
+        problems, written = _read_back(merged, Path(path))
+    except Exception:
+        Path(path).unlink(missing_ok=True)
+        raise
+    if problems:
+        for file in written:
+            file.unlink(missing_ok=True)
+        others = len(problems) - 1
+        more = f", and {others} more difference{'s' if others > 1 else ''}" if others else ""
+        raise WeightkitError(f"the merged file does not read back as the merged model: {problems[0]}{more}",
+                             hint="this is a bug in weightkit, not in your files; the file was removed, "
+                                  "please report it with the two parts", path=Path(path))
+
+
+def _read_back(merged: Model, path: Path) -> tuple[list[str], list[Path]]:
+    """What differs between ``merged`` and the file ``path`` it was written to, and the files that make it up."""
+    try:
+        written = read(path)
+    except WeightkitError as error:
+        return [f"weightkit cannot read it ({error})"], [path]
+    with written:
+        return _differences(merged, written), written.input_files() or [path]
+
+
+def _differences(merged: Model, written: Model) -> list[str]:
+    expected, found = _tensor_shapes(merged), _tensor_shapes(written)
+    problems = [f"tensor {role!r} of layer {layer!r} is missing" for layer, role in expected
+                if (layer, role) not in found]
+    problems += [f"tensor {role!r} of layer {layer!r} has shape {list(found[layer, role])}, not "
+                 f"{list(shape)}" for (layer, role), shape in expected.items()
+                 if (layer, role) in found and found[layer, role] != shape]
+    problems += [f"it has a tensor {role!r} of layer {layer!r} that the merged model lacks"
+                 for layer, role in found if (layer, role) not in expected]
+    if merged.has_graph and not written.has_graph:
+        problems.append("it lost the model's architecture")
+    if written.framework == "keras" and isinstance(written.config, dict):
+        problems += graph_problems(written.config)
+    return problems
+
+
+def _tensor_shapes(model: Model) -> dict[tuple[str, str], tuple[int, ...]]:
+    """Every tensor's shape by (layer path, role): what any format keeps of a model's weights."""
+    return {(path, role): tensor.shape for path, layer in model.walk() for role, tensor in layer.tensors.items()}
