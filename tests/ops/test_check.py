@@ -9,8 +9,9 @@ import pytest
 
 import weightkit
 from tests.nets import keras_cnn, torch_resnet
-from weightkit.ops.check import check_into, fixed_checkpoint
+from weightkit.ops.check import check_into
 from weightkit.ops.fingerprint import fingerprint
+from weightkit.ops.fix import fixed_checkpoint
 from weightkit.ops.junction import check_junction
 from weightkit.records import PROVENANCE_KEY
 

@@ -15,7 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("first", metavar="BACKBONE|CHECKPOINT", help="a backbone, or the checkpoint to load")
     parser.add_argument("head", nargs="?", metavar="HEAD", help="the head to put on the backbone")
     parser.add_argument("--into", metavar="MODEL", help="the model the checkpoint is to be loaded into")
-    parser.add_argument("--input-shape", metavar="H,W,C", help="backbone input size, for the feature-map shape")
+    parser.add_argument("--input-shape", metavar="H,W,C",
+                        help="the backbone's input without the batch dim, every axis of it (224,224,3 for an "
+                        "image model): the junction is checked at that size")
     parser.add_argument("--fix", metavar="OUT", help="write the checkpoint with the fixes applied (with --into)")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
     parser.add_argument("--json", action="store_true", help="print one JSON document (see docs/json.md)")
@@ -23,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import load
-    from ..ops.check import check_document, check_into, fixed_checkpoint
+    from ..ops.check import check_document, check_into
     from ..ops.junction import check_junction
 
     if (args.head is None) == (args.into is None):
@@ -35,27 +37,40 @@ def run(args: argparse.Namespace) -> int:
             report = check_into(first, second)
         else:
             report = check_junction(first, second, input_shape=_shape(args.input_shape))
-        if args.fix:
-            from .. import save
-
-            save(fixed_checkpoint(first, second, report), args.fix, force=args.force)
+        kept = _write_fix(first, second, report, args) if args.fix else []
         if args.json:
             print_json(check_document(report))
         else:
-            _render(report, args)
+            _render(report, args, kept)
     return 0 if report.ok else 1
 
 
+def _write_fix(checkpoint: Any, model: Any, report: Any, args: argparse.Namespace) -> list[str]:
+    """Write the fixed checkpoint to ``--fix OUT``; returns the model's layers that keep their own values in it."""
+    from .. import save
+    from ..ops.fix import fixed_checkpoint, kept_layers, writes_model_layout
+
+    with fixed_checkpoint(checkpoint, model, report) as fixed:
+        save(fixed, args.fix, force=args.force)
+    return kept_layers(model, report) if writes_model_layout(model) else []
+
+
 def _shape(text: str | None) -> tuple[int, ...] | None:
+    """``224,224,3`` (or ``224x224x3``) as a tuple of positive sizes; the library checks it against the backbone."""
     if text is None:
         return None
     try:
-        return tuple(int(part) for part in text.replace("x", ",").split(","))
+        shape = tuple(int(part) for part in text.replace("x", ",").split(","))
     except ValueError:
-        raise UsageError(f"--input-shape {text!r} is not a list of integers like 224,224,3") from None
+        raise UsageError(f"--input-shape {text!r} is not a list of integers",
+                         hint="give every axis of the backbone's input but the batch, e.g. 224,224,3") from None
+    if any(size <= 0 for size in shape):
+        raise UsageError(f"--input-shape {text!r}: every size must be a positive integer",
+                         hint="give every axis of the backbone's input but the batch, e.g. 224,224,3")
+    return shape
 
 
-def _render(report: Any, args: argparse.Namespace) -> None:
+def _render(report: Any, args: argparse.Namespace, kept: list[str]) -> None:
     out = console()
     for finding in report.findings:
         style = _STYLE.get(finding.severity, "")
@@ -64,5 +79,9 @@ def _render(report: Any, args: argparse.Namespace) -> None:
             out.print(f"    fix: {finding.fix}")
     if args.fix:
         out.print(f"wrote {args.fix}")
+        if kept:
+            shown = ", ".join(kept[:8]) + (f" ... ({len(kept) - 8} more)" if len(kept) > 8 else "")
+            out.print(f"    kept the model's own values for {len(kept)} layer(s) the checkpoint has no fitting "
+                      f"weights for: {shown}")
     verdict = "fits" if report.ok else f"{len(report.errors())} problem(s)" if report.errors() else "warnings"
     out.print(f"[bold]{verdict}[/bold] ({report.semantics} semantics)")

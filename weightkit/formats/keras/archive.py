@@ -93,8 +93,9 @@ def _metadata(metadata: Any, version: str | None, names: list[str]) -> dict[str,
 def write(model: Model, path: Any, *, force: bool = False) -> None:
     """Write ``model`` as a ``.keras`` archive that ``keras.models.load_model`` opens.
 
-    Needs a Keras 3 config (``.keras`` files, or ``.h5`` written by Keras 3): older
-    configs are refused with a hint to write ``.h5`` instead.
+    Needs a config in the ``.keras`` spelling (every class with its ``module``), which
+    ``.keras`` files carry; ``.h5`` configs lack it, even Keras 3's, and are refused with
+    the reason and a hint to write ``.h5`` instead.
     """
     import datetime
     import tempfile
@@ -105,9 +106,9 @@ def write(model: Model, path: Any, *, force: bool = False) -> None:
     from ..._atomic import atomic_output
     from .write import keras_version, write_store
 
-    if not _is_keras3_config(model):
-        raise UnsupportedError(".keras needs a Keras 3 architecture; this model's config is older or absent",
-                               hint="write a .h5 file instead")
+    refusal = _archive_refusal(model)
+    if refusal:
+        raise UnsupportedError(refusal, hint="write a .h5 file instead")
     metadata = {"keras_version": keras_version(model),
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
     metadata.update(records(model))
@@ -122,8 +123,16 @@ def write(model: Model, path: Any, *, force: bool = False) -> None:
                 archive.write(weights, "model.weights.h5")
 
 
-def _is_keras3_config(model: Model) -> bool:
+def _archive_refusal(model: Model) -> str | None:
+    """Why ``model`` cannot be written as a ``.keras`` archive Keras loads, or None when it can."""
     config = model.config
-    if not isinstance(config, dict) or model.framework != "keras":
-        return False
-    return "module" in config  # what .keras configs (serialize_keras_object) carry and legacy ones lack
+    if model.framework != "keras" or not isinstance(config, dict):
+        return ".keras needs a Keras architecture; this model has none (weights only)"
+    if "module" in config:  # what .keras configs (serialize_keras_object) carry
+        return None
+    version = model.framework_version or ""
+    if version.startswith("3."):
+        return (f".keras needs a config in the .keras spelling; this one is Keras {version}'s .h5 spelling, whose "
+                "classes have no 'module', and load_model cannot find them in a .keras archive")
+    writer = model.metadata.get("writer") or "Keras 1 or 2"
+    return f".keras needs a Keras 3 architecture; this model's config was written by {writer}"
