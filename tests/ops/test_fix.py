@@ -82,7 +82,7 @@ def nets(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fix")
     weights = {}
     for name, seed, kwargs, suffixes in (("top", 1, {"classes": 10}, (".h5", ".keras")),
-                                         ("notop", 1, {"include_top": False}, (".keras",)),
+                                         ("notop", 1, {"include_top": False}, (".keras", ".h5")),
                                          ("five", 1, {"classes": 5}, (".h5",)),
                                          ("target", 2, {"classes": 10}, (".keras",))):
         model = mobilenet(seed, **kwargs)
@@ -109,9 +109,10 @@ def test_keras_checkpoint_into_keras_model_loads_with_the_plain_call(nets, targe
 
 
 @pytest.mark.parametrize("out", OUTS)
-def test_missing_head_keeps_the_model_values(nets, target, tmp_path, out):
+@pytest.mark.parametrize("source", ["notop.keras", "notop.h5"])  # Keras 3 paths; legacy layer names (by_name)
+def test_missing_head_keeps_the_model_values(nets, target, tmp_path, source, out):
     folder, weights = nets
-    kept = fix(folder / "notop.keras", folder / "target.keras", tmp_path / f"fixed{out}")
+    kept = fix(folder / source, folder / "target.keras", tmp_path / f"fixed{out}")
     model = load_fixed(target, tmp_path / f"fixed{out}")
     assert_same_weights(model, weights["notop"])
     assert_same_weights(model, {"predictions": weights["target"]["predictions"]})

@@ -253,13 +253,13 @@ def _keras_semantics(checkpoint: Model, model: Model) -> CheckReport:
     wanted = [layer for layer in model.layers if layer.all_tensors()]
     if len(stored) != len(wanted):
         report.findings.append(_layer_count_finding(checkpoint, model, stored, wanted))
-    names_match = {layer.name for layer in wanted} <= {layer.name for layer in stored}
-    for position, (have, want) in enumerate(zip(stored, wanted)):
-        if len(stored) != len(wanted) and not names_match:
-            break
-        if names_match:
-            have = next(layer for layer in stored if layer.name == want.name)
-        _compare_layers(position, have, want, report, by_name=names_match)
+    by_name = {layer.name: layer for layer in stored}
+    if len(stored) == len(wanted) and not set(by_name) >= {layer.name for layer in wanted}:
+        pairs = list(zip(stored, wanted))  # Keras's own pairing: by position
+    else:  # the same names, or the by_name=True load the layer-count finding recommends
+        pairs = [(by_name[want.name], want) for want in wanted if want.name in by_name]
+    for have, want in pairs:
+        _compare_layers(wanted.index(want), have, want, report, by_name=have.name == want.name)
     return report
 
 
