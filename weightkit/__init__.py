@@ -135,8 +135,11 @@ def convert(path: str | os.PathLike[str], output: str | os.PathLike[str], *,
 
 
 def split(model: Model | str | os.PathLike[str], at: str | None = None, *, head_prefixes: list[str] | None = None,
-          strip_prefixes: bool = False) -> SplitResult:
+          strip_prefixes: bool = False, head_input_shape: tuple[int, ...] | None = None) -> SplitResult:
     """Cut a model into a backbone and a head (after layer ``at``, at key prefixes, or where it proposes).
+
+    ``head_input_shape`` (no batch dim) gives a Keras head its input shape where the config cannot
+    tell it (a custom layer before the cut).
 
     The parts read their tensors from the same file as ``model``: save them (`save`) and close them
     when done. Returns a `weightkit.ops.split.SplitResult` with ``backbone``, ``head`` and ``boundary``.
@@ -148,9 +151,11 @@ def split(model: Model | str | os.PathLike[str], at: str | None = None, *, head_
     from .ops.split import split_model
 
     if isinstance(model, Model):
-        return split_model(model, at, head_prefixes=head_prefixes, strip_prefixes=strip_prefixes)
+        return split_model(model, at, head_prefixes=head_prefixes, strip_prefixes=strip_prefixes,
+                           head_input_shape=head_input_shape)
     with load(model) as loaded:  # the parts keep the file open until they are closed
-        return split_model(loaded, at, head_prefixes=head_prefixes, strip_prefixes=strip_prefixes)
+        return split_model(loaded, at, head_prefixes=head_prefixes, strip_prefixes=strip_prefixes,
+                           head_input_shape=head_input_shape)
 
 
 def merge(backbone: Model | str | os.PathLike[str], head: Model | str | os.PathLike[str],

@@ -52,13 +52,15 @@ class KerasGraph:
                 return cut
         return _after_nested_extractor(model, root, points)
 
-    def cut(self, model: Model, at: str) -> tuple[Model, Model]:
+    def cut(self, model: Model, at: str, *, head_input_shape: tuple[int, ...] | None = None) -> tuple[Model, Model]:
         """The graph up to ``at`` and the graph after it; the head starts with an input named ``at``.
+
+        ``head_input_shape`` (no batch dim) is the shape at the cut where the config cannot tell it.
 
         Raises:
             UsageError: see `cut_config`.
         """
-        back_config, head_config = cut_config(_config(model), at)
+        back_config, head_config = cut_config(_config(model), at, head_input_shape)
         back_names = {layer.name for layer in _root(back_config).layers}
         head_input = Layer(at, kind="input", type_name="InputLayer")
         backbone = make_part(model, [layer for layer in model.layers if layer.name in back_names], back_config)
@@ -116,7 +118,8 @@ def cut_points(config: dict[str, Any]) -> list[str]:
     return _cut_points(_root(config))
 
 
-def cut_config(config: dict[str, Any], at: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def cut_config(config: dict[str, Any], at: str,
+               head_input_shape: tuple[int, ...] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split a model config after layer ``at`` into a backbone config and a head config.
 
     Raises:
@@ -128,9 +131,7 @@ def cut_config(config: dict[str, Any], at: str) -> tuple[dict[str, Any], dict[st
     if problem:
         raise UsageError(f"cannot cut at {at!r}: {problem}",
                          hint="`weightkit split --list-boundaries` shows where it can")
-    shape = infer_shapes(root).get(at)
-    if shape is None or shape[-1] is None:
-        raise UsageError(f"cannot tell the shape of {at!r}'s output from the config, so the head has no input shape")
+    shape = _shape_at_cut(infer_shapes(root).get(at), at, head_input_shape)
     backbone_names = _ancestors(root, at) | {at}
     body = config["config"]
     entries = body["layers"] if isinstance(body, dict) else body
@@ -203,6 +204,21 @@ def _config(model: Model) -> dict[str, Any]:
     if not isinstance(model.config, dict):
         raise UsageError("the model has no Keras architecture to cut or join")
     return model.config
+
+
+def _shape_at_cut(inferred: tuple[Dim, ...] | None, at: str, given: tuple[int, ...] | None) -> tuple[Dim, ...]:
+    """The head's input shape: what the config implies, or what the user gives where it implies nothing."""
+    known = inferred is not None and all(isinstance(d, int) for d in inferred[1:])
+    if given is None:
+        if inferred is None or inferred[-1] is None:
+            raise UsageError(f"cannot tell the shape of {at!r}'s output from the config, so the head has no input "
+                             "shape (a layer before it has no shape rule in weightkit, e.g. a custom layer or Lambda)",
+                             hint="give it without the batch dim: --head-input-shape H,W,C")
+        return inferred
+    if known and inferred is not None and tuple(inferred[1:]) != tuple(given):
+        raise UsageError(f"{at!r} puts out {list(inferred)} by the config; the head input shape given is "
+                         f"{[None, *given]}", hint="leave --head-input-shape out: the config tells the shape")
+    return (None, *given)
 
 
 def _cut_points(root: ConfigLayer) -> list[str]:

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ..errors import UsageError
-from .render import console, print_json
+from .render import console, parse_shape, print_json
 
 _STYLE = {"error": "red", "warning": "yellow", "info": "dim"}
 
@@ -56,18 +56,8 @@ def _write_fix(checkpoint: Any, model: Any, report: Any, args: argparse.Namespac
 
 
 def _shape(text: str | None) -> tuple[int, ...] | None:
-    """``224,224,3`` (or ``224x224x3``) as a tuple of positive sizes; the library checks it against the backbone."""
-    if text is None:
-        return None
-    try:
-        shape = tuple(int(part) for part in text.replace("x", ",").split(","))
-    except ValueError:
-        raise UsageError(f"--input-shape {text!r} is not a list of integers",
-                         hint="give every axis of the backbone's input but the batch, e.g. 224,224,3") from None
-    if any(size <= 0 for size in shape):
-        raise UsageError(f"--input-shape {text!r}: every size must be a positive integer",
-                         hint="give every axis of the backbone's input but the batch, e.g. 224,224,3")
-    return shape
+    """``--input-shape``; the library checks it against the backbone."""
+    return parse_shape(text, "--input-shape", "give every axis of the backbone's input but the batch, e.g. 224,224,3")
 
 
 def _render(report: Any, args: argparse.Namespace, kept: list[str]) -> None:

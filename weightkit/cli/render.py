@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["console", "print_json", "fmt_shape", "fmt_count", "fmt_bytes"]
+__all__ = ["console", "print_json", "fmt_shape", "fmt_count", "fmt_bytes", "parse_shape"]
 
 
 def console() -> Any:
@@ -42,3 +42,18 @@ def fmt_bytes(value: float) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TB"
+
+
+def parse_shape(text: str | None, option: str, hint: str) -> tuple[int, ...] | None:
+    """``224,224,3`` (or ``224x224x3``) given to ``option`` as a tuple of positive sizes; None when not given."""
+    from ..errors import UsageError
+
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(part) for part in text.replace("x", ",").split(","))
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not a list of integers", hint=hint) from None
+    if any(size <= 0 for size in shape):
+        raise UsageError(f"{option} {text!r}: every size must be a positive integer", hint=hint)
+    return shape

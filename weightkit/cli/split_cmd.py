@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import UsageError
-from .render import console, fmt_count, fmt_shape, print_json
+from .render import console, fmt_count, fmt_shape, parse_shape, print_json
 
 
 class WritableFormats:
@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", metavar="FILE",
                         help="architecture for a Keras weights-only file: a JSON config or a full-model file")
     parser.add_argument("--at", metavar="LAYER", help="the last layer of the backbone (default: proposed)")
+    parser.add_argument("--head-input-shape", metavar="H,W,C",
+                        help="the shape at the cut (no batch dim), where the config cannot tell it")
     parser.add_argument("--head-prefix", metavar="PREFIX", action="append",
                         help="keys under PREFIX are the head (state dicts; repeatable)")
     parser.add_argument("--out", metavar="DIR", help="where to write backbone.EXT and head.EXT")
@@ -60,8 +62,9 @@ def run(args: argparse.Namespace) -> int:
             console().print(f"cutting after {proposal.at!r}: {proposal.reason}", style="dim") if not args.json else None
         suffix = (by_name(args.format) if args.format else output_format_for(model)).suffixes[0]
         paths = [Path(args.out) / f"{args.backbone_name}{suffix}", Path(args.out) / f"{args.head_name}{suffix}"]
-        with split_model(model, args.at, head_prefixes=args.head_prefix,
-                         strip_prefixes=args.strip_prefixes) as result:
+        head_input = parse_shape(args.head_input_shape, "--head-input-shape", "the shape at the cut, e.g. 13,13,1024")
+        with split_model(model, args.at, head_prefixes=args.head_prefix, strip_prefixes=args.strip_prefixes,
+                         head_input_shape=head_input) as result:
             for part, path in zip((result.backbone, result.head), paths):
                 save(part, path, args.format, force=args.force)
     boundary = result.boundary

@@ -79,7 +79,7 @@ def propose_boundary(model: Model) -> Boundary:
 
 
 def split_model(model: Model, at: str | None = None, *, head_prefixes: list[str] | None = None,
-                strip_prefixes: bool = False) -> SplitResult:
+                strip_prefixes: bool = False, head_input_shape: tuple[int, ...] | None = None) -> SplitResult:
     """Cut ``model`` after layer ``at`` (or at ``head_prefixes``, or where `propose_boundary` says).
 
     The head's metadata records the backbone's fingerprint, which reads the backbone's tensors once;
@@ -98,7 +98,7 @@ def split_model(model: Model, at: str | None = None, *, head_prefixes: list[str]
         boundary = Boundary(None, head_prefixes=list(head_prefixes or []))
     else:
         _check_not_an_output(model, at)
-        backbone, head = architecture_of(model).cut(model, at)
+        backbone, head = _cut(model, at, head_input_shape)
         _check_sides(at, backbone, head)
         boundary = Boundary(at, _junction_shape(backbone, head))
     if strip_prefixes:
@@ -110,6 +110,19 @@ def split_model(model: Model, at: str | None = None, *, head_prefixes: list[str]
 
 
 # ---- the rules every cut shares ---------------------------------------------------------------
+
+
+def _cut(model: Model, at: str, head_input_shape: tuple[int, ...] | None) -> tuple[Model, Model]:
+    """The architecture's cut; a head input shape is given to Keras graphs, the one kind that can lack it."""
+    architecture = architecture_of(model)
+    if head_input_shape is None:
+        return architecture.cut(model, at)
+    from ..arch.keras import KerasGraph
+
+    if not isinstance(architecture, KerasGraph):
+        raise UsageError("a head input shape is for Keras models with an architecture; this model's parts "
+                         "need none")
+    return architecture.cut(model, at, head_input_shape=head_input_shape)
 
 
 def _check_layer_order_known(model: Model) -> None:
