@@ -7,7 +7,7 @@ import json
 import onnx
 import pytest
 
-from weightkit.cli import main
+from tests.cli import run
 
 CNN = "tfkeras/tfk_cnn_full.h5"
 
@@ -16,11 +16,6 @@ CNN = "tfkeras/tfk_cnn_full.h5"
 def keras():
     return pytest.importorskip("keras")
 
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_convert_prints_a_summary(capsys, fixtures, tmp_path):

@@ -6,17 +6,12 @@ import json
 
 import pytest
 
+from tests.cli import run
 from tests.nets import keras_cnn, torch_resnet
-from weightkit.cli import main
 
 keras = pytest.importorskip("keras")
 torch = pytest.importorskip("torch")
 
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

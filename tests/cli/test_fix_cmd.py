@@ -6,17 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.cli import run
 from tests.nets import keras_cnn, torch_cnn
-from weightkit.cli import main
 
 keras = pytest.importorskip("keras")
 torch = pytest.importorskip("torch")
 
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def zeroed(model):

@@ -12,16 +12,12 @@ import h5py
 import numpy as np
 import pytest
 
+from tests.cli import run
 from weightkit.cli import main
 from weightkit.formats import _probe
 
 CNN = "tfkeras/tfk_cnn_full.h5"
 
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_table_shows_format_writer_layers_and_totals(capsys, fixtures):

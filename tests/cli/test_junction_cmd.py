@@ -7,15 +7,11 @@ import json
 import numpy as np
 import pytest
 
+from tests.cli import run
 from weightkit.cli import main
 
 keras = pytest.importorskip("keras")
 
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from weightkit.cli import main
+from tests.cli import run
 
 keras = pytest.importorskip("keras")
 
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import weightkit
-from weightkit.cli import main
+from tests.cli import run
 from weightkit.ops.inspect import HeadlessBackbone, headless_backbone
 
 from ..nets import keras_cnn
@@ -22,11 +22,6 @@ keras = pytest.importorskip("keras")
 def yolo(tmp_path_factory):
     return save_yolo_files(tmp_path_factory.mktemp("yolo"))
 
-
-def run(capsys, *argv):
-    code = main([str(arg) for arg in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("suffix", [".h5", ".keras"])
