@@ -137,21 +137,12 @@ def test_the_detector_backbone_converted_reproduces_tensorflow_features(detector
     assert_close(onnx_run(backbone, data["input"], tmp_path), data["features"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "split keeps the head's tf.keras reference ['model', 1, 0] (tf.keras numbers a nested model's calls from 1) "
-    "but replaces 'model' by an InputLayer, which has only node 0: weightkit.convert stops with \"the graph of "
-    "model 'yolo_head' cannot be completed: DetectionLayer needs model[node 1, tensor 0]\" (Keras 3 refuses the "
-    "file too; tf.keras loads it, reading any InputLayer reference as node 0)"))
 def test_the_detector_head_converted_reproduces_tensorflow_output_from_the_features(detector_parts, tmp_path):
     _, head = detector_parts
     data = io(DETECTOR)
     assert_close(onnx_run(head, data["features"], tmp_path), data["output"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the head split writes keeps DetectionLayer's inbound ['model', 1, 0] after 'model' became an InputLayer "
-    "(node 0 only): Keras 3 refuses it (\"Invalid Functional model configuration ... The following nodes failed "
-    "to be resolved: DetectionLayer: [[['model', 1, 0, {}]]]\")"))
 def test_keras3_runs_the_detector_head_on_tensorflow_features(detector_parts):
     """The head has no Lambda, so Keras 3 can build it (the detector and its backbone need TensorFlow to run)."""
     keras = pytest.importorskip("keras")
@@ -161,11 +152,6 @@ def test_keras3_runs_the_detector_head_on_tensorflow_features(detector_parts):
     assert_close(model.predict(data["features"], verbose=0), data["output"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "split writes the backbone's output as ['model', 0, 0]; tf.keras names the nested model's call node 1 (node 0 "
-    "is its own construction, skipped in configs), as the detector's DetectionLayer does, so tf.keras 2.21 "
-    "cannot load the backbone (TypeError in reconstruct_from_config: list indices must be integers or slices, "
-    "not NoneType); weightkit's converter reads it anyway"))
 def test_the_detector_backbone_refers_to_the_nested_model_call_as_tf_keras_does(detector_parts):
     backbone, _ = detector_parts
     (consumer,) = [entry for entry in model_config(DETECTOR)["layers"] if entry["name"] == "DetectionLayer"]

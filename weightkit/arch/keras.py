@@ -136,8 +136,9 @@ def cut_config(config: dict[str, Any], at: str,
     body = config["config"]
     entries = body["layers"] if isinstance(body, dict) else body
     before = [e for e in entries if _name(e) in backbone_names]
-    after = [e for e in entries if _name(e) not in backbone_names]
-    return _backbone(config, before, at), _head(config, after, at, shape)
+    after = [_rename_inbound(e, at, at, call=0) for e in entries if _name(e) not in backbone_names]  # now an Input
+    output_call = _Dialect.of(config).call_index(root.by_name()[at], output=True)
+    return _backbone(config, before, at, output_call), _head(config, after, at, shape)
 
 
 def join_configs(backbone: dict[str, Any], head: dict[str, Any]) -> dict[str, Any]:
@@ -165,7 +166,8 @@ def join_configs(backbone: dict[str, Any], head: dict[str, Any]) -> dict[str, An
     if _is_sequential(head):
         head_entries, outputs = _chained_head(head, head_root, output, infer_shapes(back_root).get(output), dialect)
     else:
-        head_entries = [_rename_inbound(e, head_input, output) if head_input else copy.deepcopy(e)
+        call = dialect.call_index(back_root.by_name()[output])
+        head_entries = [_rename_inbound(e, head_input, output, call=call) if head_input else copy.deepcopy(e)
                         for e in _entries(head) if _name(e) != head_input]
         outputs = copy.deepcopy(head["config"].get("output_layers")) or [[_name(head_entries[-1]), 0, 0]]
     joined = copy.deepcopy(backbone)
@@ -257,11 +259,12 @@ def _ancestors(root: ConfigLayer, name: str) -> set[str]:
     return seen
 
 
-def _backbone(config: dict[str, Any], entries: list[dict[str, Any]], at: str) -> dict[str, Any]:
+def _backbone(config: dict[str, Any], entries: list[dict[str, Any]], at: str, call: int) -> dict[str, Any]:
+    """The layers up to ``at``; its output names ``at``'s ``call`` (a nested model's own node counts)."""
     part = copy.deepcopy(config)
     _set_entries(part, copy.deepcopy(entries))
     if not _is_sequential(part):
-        part["config"]["output_layers"] = [[at, 0, 0]]
+        part["config"]["output_layers"] = [[at, call, 0]]
         part["config"]["name"] = f"{part['config'].get('name', 'model')}_backbone"
     part.pop("compile_config", None)
     return part
@@ -466,18 +469,21 @@ def _spelled_like(template: Any, references: list[Any]) -> list[Any]:
     return references
 
 
-def _rename_inbound(entry: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+def _rename_inbound(entry: dict[str, Any], old: str, new: str, *, call: int | None = None) -> dict[str, Any]:
+    """``entry`` with its references to ``old`` naming ``new`` (and its call ``call``, where given)."""
     entry = copy.deepcopy(entry)
 
     def visit(item: Any) -> Any:
         if isinstance(item, dict):
             history = item.get("keras_history")
-            if isinstance(history, list) and history and history[0] == old:
+            if isinstance(history, list) and len(history) >= 2 and history[0] == old:
                 history[0] = new
+                if call is not None:
+                    history[1] = call
             return {key: visit(value) for key, value in item.items()}
         if isinstance(item, list):
             if len(item) >= 3 and item[0] == old and isinstance(item[1], int):
-                item = [new, *item[1:]]
+                item = [new, item[1] if call is None else call, *item[2:]]
             return [visit(value) for value in item]
         return item
 
