@@ -2,13 +2,13 @@
 
 A Lambda's function is never deserialized or run: which Lambdas are known, and what
 they compute, is decided in one place, `weightkit.formats.keras.lambdas` (today:
-keras-yolo2's ``space_to_depth_x2`` passthrough, by name).
+keras-yolo2's ``space_to_depth_x2`` passthrough, by its code's structure or by name).
 """
 
 from __future__ import annotations
 
 from ...formats.keras import ConfigLayer
-from ...formats.keras.lambdas import function_name, known_lambda
+from ...formats.keras.lambdas import function_name, known_lambda, lambda_problem
 from ..builder import GraphBuilder, Value
 from .base import LayerCall, emits
 
@@ -31,11 +31,12 @@ def identity_at_inference(b: GraphBuilder, call: LayerCall) -> list[Value]:
 
 
 def _check_lambda(layer: ConfigLayer) -> str | None:
-    if known_lambda(layer.config) is not None:
+    problem = lambda_problem(layer.config)
+    if problem is None:
         return None
     name = function_name(layer.config)
-    return f"a Lambda layer ({'function ' + repr(name) if name else 'anonymous function'}); " \
-           "its code is never run, and only space_to_depth is recognised by name"
+    return f"a Lambda layer ({'function ' + repr(name) if name else 'anonymous function'}): {problem} " \
+           "(weightkit never runs a Lambda's code; it knows keras-yolo2's space_to_depth only)"
 
 
 @emits("Lambda", check=_check_lambda)
