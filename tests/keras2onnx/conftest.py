@@ -1,8 +1,12 @@
-"""Shared checks for converter tests: save a Keras model, convert it, run ONNX Runtime, compare with Keras."""
+"""Shared checks for converter tests: every conversion goes through the file `weightkit.convert` writes,
+read back with onnx (loaded, ``check_model(full_check=True)``) and run by ONNX Runtime, then compared with
+Keras or with outputs TensorFlow stored."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,7 +16,52 @@ def _keras():
     return pytest.importorskip("keras")
 
 
+@dataclass
+class Written:
+    """A conversion as the user gets it: the report `weightkit.convert` returned, and the file it wrote as
+    onnx reads it (``model``) and as ONNX Runtime runs it (`run`)."""
+
+    report: Any
+    path: Path
+    model: Any
+    session: Any
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """ONNX Runtime's outputs of the written file, inputs given in graph-input order."""
+        return self.session.run(None, {info.name: x for info, x in zip(self.session.get_inputs(), inputs)})
+
+
+def convert_to_file(source, folder: Path, *, allow_unused: bool = False, **options) -> Written:
+    """``weightkit.convert(source, folder/<name>.onnx, **options)``, then the file read back by the real tools.
+
+    The output name is fresh in ``folder`` (a test may convert one source several ways). Unless
+    ``allow_unused``, every weight of the file must have been used.
+    """
+    import onnx
+    import onnxruntime
+
+    import weightkit
+
+    output = _fresh(folder, Path(source).name)
+    report = weightkit.convert(source, output, **options)
+    assert report.output_path == str(output)
+    onnx.checker.check_model(str(output), full_check=True)  # from the path: also past 2 GB
+    if not allow_unused:
+        assert report.unused_weights == [], report.unused_weights
+    session = onnxruntime.InferenceSession(str(output), providers=["CPUExecutionProvider"])
+    return Written(report, output, onnx.load(output), session)
+
+
+def _fresh(folder: Path, name: str) -> Path:
+    output, counter = folder / f"{name}.onnx", 0
+    while output.exists():
+        counter += 1
+        output = folder / f"{name}.{counter}.onnx"
+    return output
+
+
 def run_onnx(model_proto, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """ONNX Runtime on an in-memory ModelProto (for graphs a test has changed after reading the file)."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -44,28 +93,25 @@ def assert_close(actual: list[np.ndarray], expected: list[np.ndarray], atol: flo
     return worst
 
 
-def check_model(model, tmp_path: Path, *, suffixes=(".keras",), inputs=None, atol: float = 1e-5, **options):
-    """Save ``model`` (each suffix), convert, validate with the ONNX checker, and compare ORT with Keras.
+def check_model(model, tmp_path: Path, *, suffixes=(".keras",), inputs=None, atol: float = 1e-5,
+                **options) -> Written:
+    """Save ``model`` (each suffix), convert it to a file, and compare ONNX Runtime on that file with Keras.
 
-    Returns the last `Conversion`.
+    Returns the last `Written`.
     """
-    import onnx
-
-    from weightkit.keras2onnx import convert_keras
-
     inputs = inputs if inputs is not None else random_inputs(model)
     expected = keras_outputs(model, inputs)
     result = None
     for suffix in suffixes:
         path = tmp_path / f"{model.name}{suffix}"
         model.save(path)
-        result = convert_keras(path, **options)
-        onnx.checker.check_model(result.model, full_check=True)
+        result = convert_to_file(path, tmp_path, **options)
         feed = [np.moveaxis(x, -1, 1) if options.get("nchw") and x.ndim >= 3 else x for x in inputs]
-        actual = run_onnx(result.model, feed)
+        actual = result.run(feed)
         if options.get("nchw"):
             actual = [np.moveaxis(y, 1, -1) if y.ndim >= 3 else y for y in actual]
         assert_close(actual, expected, atol)
+    assert result is not None
     return result
 
 
@@ -76,7 +122,7 @@ def keras():
 
 @pytest.fixture
 def check(tmp_path):
-    """``check(model, **options)``: convert ``model`` from a .keras file and compare with Keras."""
+    """``check(model, **options)``: convert ``model`` from a .keras file to an ONNX file and compare with Keras."""
     def run(model, **options):
         return check_model(model, tmp_path, **options)
     run.tmp_path = tmp_path

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import onnxruntime
 
@@ -10,10 +13,13 @@ from weightkit.keras2onnx.proto import OnnxGraph, ValueInfo
 
 
 def run(builder, inputs, outputs):
+    """The builder's graph written to a file, run by ONNX Runtime from that file."""
     infos = [ValueInfo(n, list(a.shape)) for n, a in inputs.items()]
     graph = OnnxGraph("g", builder.nodes, builder.initializers, infos,
                       [ValueInfo(o, None) for o in outputs], builder.opset)
-    session = onnxruntime.InferenceSession(graph.to_proto().SerializeToString(), providers=["CPUExecutionProvider"])
+    with tempfile.TemporaryDirectory() as folder:
+        graph.write(Path(folder) / "g.onnx")
+        session = onnxruntime.InferenceSession(str(Path(folder) / "g.onnx"), providers=["CPUExecutionProvider"])
     return session.run(None, inputs)
 
 

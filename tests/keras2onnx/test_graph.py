@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from weightkit.keras2onnx import convert_keras
-
-from .conftest import keras_outputs, run_onnx
+from .conftest import convert_to_file, keras_outputs
 
 
 def test_nested_sequential_and_functional(keras, check):
@@ -100,8 +98,8 @@ def test_config_listed_out_of_order_and_nested_node_indices(keras, tmp_path):
     arch.write_text(json.dumps({"class_name": "Functional", "config": config, "module": "keras.src.models.functional"}))
     x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
     expected = keras_outputs(model, [x])
-    for result in (convert_keras(path), convert_keras(path, arch=arch)):
-        for got, want in zip(run_onnx(result.model, [x]), expected):
+    for result in (convert_to_file(path, tmp_path), convert_to_file(path, tmp_path, arch=arch)):
+        for got, want in zip(result.run([x]), expected):
             np.testing.assert_allclose(got, want, atol=1e-5)
 
 
@@ -117,4 +115,5 @@ def test_dangling_reference_is_a_clear_error(keras, tmp_path):
     config["layers"][1]["inbound_nodes"][0]["args"][0]["config"]["keras_history"][0] = "nowhere"
     (tmp_path / "a.json").write_text(json.dumps({"class_name": "Functional", "config": config}))
     with pytest.raises(FileFormatError, match="nowhere"):
-        convert_keras(tmp_path / "m.keras", arch=tmp_path / "a.json")
+        convert_to_file(tmp_path / "m.keras", tmp_path, arch=tmp_path / "a.json")
+    assert not list(tmp_path.glob("*.onnx"))

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from weightkit.formats.keras import parse_config
-from weightkit.keras2onnx import convert_keras, unsupported_layers
+from weightkit.keras2onnx import unsupported_layers
 
-from .conftest import assert_close, keras_outputs, run_onnx
+from .conftest import assert_close, convert_to_file, keras_outputs
 
 
 def layer(class_name, name, inbound=None, **config):
@@ -102,9 +102,9 @@ def test_keras1_functional_model(keras, tmp_path, dim_ordering):
     reference = keras3_equivalent(keras, dim_ordering)
     for name, values in keras3_weights.items():
         reference.get_layer(name).set_weights(values)
-    result = convert_keras(tmp_path / "weights.h5", arch=tmp_path / "model.json")
+    result = convert_to_file(tmp_path / "weights.h5", tmp_path, arch=tmp_path / "model.json")
     x = rng.standard_normal((2, *reference.input_shape[1:])).astype(np.float32)
-    assert_close(run_onnx(result.model, [x]), keras_outputs(reference, [x]), atol=1e-5)
+    assert_close(result.run([x]), keras_outputs(reference, [x]), atol=1e-5)
     assert result.report.keras_major == 1
 
 

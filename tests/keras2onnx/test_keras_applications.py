@@ -1,7 +1,8 @@
-"""Every keras.applications architecture the torch backend builds, saved as .h5 and .keras, converted,
-and run by ONNX Runtime against Keras on random inputs (seeded weights, batch-norm statistics randomized:
-means N(0, 0.1), variances U(1, 2) — enough to matter, not so much that EfficientNetV2M's 80 blocks
-amplify float32 rounding into chaos, as means N(0, 0.2) with variances U(0.5, 1.5) did).
+"""Every keras.applications architecture the torch backend builds, saved as .h5 and .keras, converted to an
+ONNX file (read back by onnx, checked with ``full_check``), and that file run by ONNX Runtime against Keras
+on random inputs (seeded weights, batch-norm statistics randomized: means N(0, 0.1), variances U(1, 2) —
+enough to matter, not so much that EfficientNetV2M's 80 blocks amplify float32 rounding into chaos, as
+means N(0, 0.2) with variances U(0.5, 1.5) did).
 
 Outputs are compared before the softmax (``classifier_activation=None``); the tolerance is 1e-4,
 relative where outputs exceed 1. The fast subset runs by default; the rest are marked ``slow``.
@@ -10,12 +11,9 @@ relative where outputs exceed 1. The fast subset runs by default; the rest are m
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 
-from weightkit.keras2onnx import convert_keras
-
-from .conftest import assert_close, keras_outputs, run_onnx
+from .conftest import assert_close, convert_to_file, keras_outputs
 
 FAST = ["MobileNetV2", "ResNet50", "EfficientNetB0", "DenseNet121", "Xception", "ConvNeXtTiny"]
 SLOW = [
@@ -62,12 +60,11 @@ def check_application(keras, name, tmp_path):
     for suffix in (".h5", ".keras"):
         path = tmp_path / f"{name}{suffix}"
         model.save(path)
-        result = convert_keras(path)
-        if result.model.ByteSize() < onnx.checker.MAXIMUM_PROTOBUF:
-            onnx.checker.check_model(result.model, full_check=True)
-        assert_close(run_onnx(result.model, [x]), expected, atol=1e-4)
-        del result
+        written = convert_to_file(path, tmp_path)
+        assert_close(written.run([x]), expected, atol=1e-4)
         path.unlink()
+        written.path.unlink()
+        del written
 
 
 @pytest.mark.parametrize("name", FAST)

@@ -10,7 +10,7 @@ import pytest
 from weightkit.errors import FileFormatError, UnsupportedError, UsageError
 from weightkit.keras2onnx import convert_keras
 
-from .conftest import assert_close, keras_outputs, random_inputs, run_onnx
+from .conftest import assert_close, convert_to_file, keras_outputs, random_inputs
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def small_model(keras):
 
 def _compare(model, result):
     inputs = random_inputs(model)
-    assert_close(run_onnx(result.model, inputs), keras_outputs(model, inputs))
+    assert_close(result.run(inputs), keras_outputs(model, inputs))
 
 
 def test_keras3_weights_file_with_keras_or_json_architecture(small_model, tmp_path):
@@ -42,7 +42,7 @@ def test_keras3_weights_file_with_keras_or_json_architecture(small_model, tmp_pa
     small_model.save(tmp_path / "arch.keras")
     (tmp_path / "arch.json").write_text(small_model.to_json())
     for arch in ("arch.keras", "arch.json"):
-        _compare(small_model, convert_keras(weights, arch=tmp_path / arch))
+        _compare(small_model, convert_to_file(weights, tmp_path, arch=tmp_path / arch))
 
 
 def test_legacy_weights_file_with_json_architecture(keras, small_model, tmp_path):
@@ -52,16 +52,16 @@ def test_legacy_weights_file_with_json_architecture(keras, small_model, tmp_path
     with h5py.File(tmp_path / "legacy.h5", "w") as file:
         legacy_h5_format.save_weights_to_hdf5_group(file, small_model)
     (tmp_path / "arch.json").write_text(small_model.to_json())
-    _compare(small_model, convert_keras(tmp_path / "legacy.h5", arch=tmp_path / "arch.json"))
+    _compare(small_model, convert_to_file(tmp_path / "legacy.h5", tmp_path, arch=tmp_path / "arch.json"))
 
 
-def test_keras1_weights_with_its_json(real_weights):
+def test_keras1_weights_with_its_json(real_weights, tmp_path):
     """DDPG actor (Keras 1.1): Dense with ``output_dim``/``bias``, a ``Merge`` concat; the JSON is double-encoded."""
     import h5py
 
     folder = real_weights / "keras_h5"
-    result = convert_keras(folder / "keras1_weights__ddpg_actormodel.h5",
-                           arch=folder / "keras1_weights__ddpg_actormodel.json")
+    result = convert_to_file(folder / "keras1_weights__ddpg_actormodel.h5", tmp_path,
+                             arch=folder / "keras1_weights__ddpg_actormodel.json")
     x = np.random.default_rng(0).standard_normal((3, 29)).astype(np.float32)
     with h5py.File(folder / "keras1_weights__ddpg_actormodel.h5") as file:
         def dense(name, value):
@@ -70,16 +70,16 @@ def test_keras1_weights_with_its_json(real_weights):
         sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731  # the formula, named for the lines below
         expected = np.concatenate([np.tanh(dense("dense_3", hidden)), sigmoid(dense("dense_4", hidden)),
                                    sigmoid(dense("dense_5", hidden))], axis=-1)
-    np.testing.assert_allclose(run_onnx(result.model, [x])[0], expected, atol=1e-5)
+    np.testing.assert_allclose(result.run([x])[0], expected, atol=1e-5)
     assert result.report.keras_major == 1
 
 
-def test_keras2_weights_with_its_json(real_weights):
+def test_keras2_weights_with_its_json(real_weights, tmp_path):
     import h5py
 
     folder = real_weights / "keras_h5"
-    result = convert_keras(folder / "keras2.0.0_weights__hls4ml_KERAS_3layer_weights.h5",
-                           arch=folder / "keras2.0.0_weights__hls4ml_KERAS_3layer.json")
+    result = convert_to_file(folder / "keras2.0.0_weights__hls4ml_KERAS_3layer_weights.h5", tmp_path,
+                             arch=folder / "keras2.0.0_weights__hls4ml_KERAS_3layer.json")
     x = np.random.default_rng(0).standard_normal((3, 16)).astype(np.float32)
     with h5py.File(folder / "keras2.0.0_weights__hls4ml_KERAS_3layer_weights.h5") as file:
         value = x
@@ -88,7 +88,7 @@ def test_keras2_weights_with_its_json(real_weights):
             value = np.maximum(value, 0) if name != "output_softmax" else value
         expected = np.exp(value - value.max(-1, keepdims=True))
         expected /= expected.sum(-1, keepdims=True)
-    np.testing.assert_allclose(run_onnx(result.model, [x])[0], expected, atol=1e-6)
+    np.testing.assert_allclose(result.run([x])[0], expected, atol=1e-6)
 
 
 def test_weights_only_needs_an_architecture(small_model, tmp_path):
@@ -122,3 +122,38 @@ def test_only_keras_files_convert(tmp_path):
     safetensors.save_file({"w": np.zeros((2, 2), np.float32)}, tmp_path / "w.safetensors")
     with pytest.raises(UnsupportedError, match="Keras"):
         convert_keras(tmp_path / "w.safetensors")
+
+
+# ---- weights the architecture does not use -------------------------------------------------------------
+
+
+@pytest.fixture
+def with_top(keras, small_model, tmp_path):
+    """``small_model`` with a classifier on top (``predictions``), its weights in every layout, and the no-top
+    architecture: a .keras model and its JSON."""
+    top = keras.Model(small_model.inputs, keras.layers.Dense(3, name="predictions")(small_model.output))
+    top.save_weights(tmp_path / "top.weights.h5")
+    top.save(tmp_path / "top.h5")
+    top.save(tmp_path / "top.keras")
+    small_model.save(tmp_path / "notop.keras")
+    (tmp_path / "notop.json").write_text(small_model.to_json())
+    return top
+
+
+@pytest.mark.parametrize("weights, arch", [("top.weights.h5", "notop.keras"), ("top.weights.h5", "notop.json"),
+                                           ("top.h5", "notop.json"), ("top.keras", "notop.keras")])
+def test_weights_the_architecture_does_not_use_are_reported(small_model, with_top, tmp_path, weights, arch):
+    """Converted (as Keras 3's load_weights and a by-name load would), but named in the report and its warnings;
+    the file holds the no-top model only."""
+    result = convert_to_file(tmp_path / weights, tmp_path, arch=tmp_path / arch, allow_unused=True)
+    [unused] = result.report.unused_weights
+    assert unused.path == "predictions" and unused.params == 2 * 3 + 3 and len(unused.tensors) == 2
+    assert any("2 tensor(s) (9 parameters) of 1 layer(s)" in w and "predictions" in w for w in result.report.warnings)
+    assert not [init.name for init in result.model.graph.initializer if "predictions" in init.name]
+    _compare(small_model, result)
+
+
+def test_nothing_unused_when_the_architecture_is_the_file_s_own(with_top, tmp_path):
+    for weights, arch in (("top.weights.h5", "top.keras"), ("top.h5", None), ("top.keras", None)):
+        result = convert_to_file(tmp_path / weights, tmp_path, arch=tmp_path / arch if arch else None)
+        assert result.report.unused_weights == [] and result.report.warnings == []

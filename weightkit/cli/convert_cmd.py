@@ -13,11 +13,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..keras2onnx import DEFAULT_OPSET
 
     parser.add_argument("model", help="a Keras full-model .h5/.keras, or weights (.h5, .weights.h5) with --arch")
-    parser.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    parser.add_argument("-o", "--output", required=True, help="the .onnx file to write (in a folder that exists)")
     parser.add_argument("--arch", help="architecture for a weights-only file: a Keras JSON config or a full-model file")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default %(default)s)")
     parser.add_argument("--nchw", action="store_true", help="image inputs and outputs channels-first (NCHW)")
-    parser.add_argument("--batch-size", type=int, default=None, help="fix the batch size (default: symbolic)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="fix the batch size, 1 or more (default: symbolic)")
     parser.add_argument("--verify", action="store_true",
                         help="run Keras (if importable) and ONNX Runtime on the same random input and compare")
     parser.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
@@ -80,7 +81,7 @@ def _print_summary(report: Any, verification: Any) -> None:
     grid.add_column(style="bold")
     grid.add_column()
     for label, text in rows:
-        grid.add_row(label, escape(text))
+        grid.add_row(label, escape(text), style="yellow" if label == "warning" else None)
     console().print(grid)
 
 

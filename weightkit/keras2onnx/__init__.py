@@ -8,7 +8,8 @@
 `convert_keras` builds the ModelProto in memory; `convert_file` also writes it (and is
 `weightkit.convert`). Every
 layer the converter cannot handle is reported in one `UnsupportedError`, before
-any tensor is read or anything is written. See docs/convert.md.
+any tensor is read or anything is written. Weights of the file that the architecture
+does not use are listed in the report (``unused_weights``) and its warnings. See docs/convert.md.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from typing import Any
 
 from ..errors import UnsupportedError, UsageError
 from ..formats.keras import ConfigLayer
-from .report import ConversionReport, LayerReport, PortReport
+from .report import ConversionReport, LayerReport, PortReport, UnusedWeights
 
 __all__ = ["convert_keras", "convert_file", "Conversion", "ConversionReport", "LayerReport", "PortReport",
-           "unsupported_layers", "DEFAULT_OPSET", "MIN_OPSET"]
+           "UnusedWeights", "unsupported_layers", "DEFAULT_OPSET", "MIN_OPSET"]
 
 #: Gelu and every op used here are native at 20; ONNX Runtime 1.17 (the oldest weightkit allows) runs it.
 DEFAULT_OPSET = 20
@@ -61,11 +62,12 @@ def convert_keras(path: str | os.PathLike[str], *, arch: str | os.PathLike[str] 
         batch_size: a fixed batch size; None leaves it symbolic (``batch``).
 
     Returns:
-        `Conversion` with ``model`` (onnx.ModelProto), ``graph`` (the same as records) and ``report``.
+        `Conversion` with ``model`` (onnx.ModelProto), ``graph`` (the same as records) and ``report``
+        (whose ``unused_weights`` lists the file's layers that the architecture does not use).
 
     Raises:
         UnsupportedError: layers without a converter (all of them listed), or not a Keras file.
-        UsageError: a weights-only file without ``arch``, or a bad opset.
+        UsageError: a weights-only file without ``arch``, a bad opset, or a batch size below 1.
         FileFormatError: an unreadable file, or weights that do not fit the architecture.
 
     Example:
@@ -75,7 +77,7 @@ def convert_keras(path: str | os.PathLike[str], *, arch: str | os.PathLike[str] 
     """
     from .source import open_source
 
-    _check_opset(opset)
+    _check_options(opset, batch_size)
     source = open_source(path, arch)
     try:
         problems = unsupported_layers(source.root)
@@ -93,12 +95,13 @@ def convert_file(path: str | os.PathLike[str], output: str | os.PathLike[str], *
     """Convert ``path`` like `convert_keras` and write the ONNX file ``output`` atomically.
 
     Raises:
-        UsageError: ``output`` exists and ``force`` is False (checked before any work), or is an input.
+        UsageError: ``output`` exists and ``force`` is False, or its folder does not exist (both checked
+            before any work), or ``output`` is an input.
     """
     from .onnx_model import save_model
 
-    if os.path.exists(output) and not force:
-        raise UsageError(f"{os.fspath(output)} already exists", hint="pass --force to replace it")
+    _check_options(opset, batch_size)
+    _check_output(output, force)
     result = convert_keras(path, arch=arch, opset=opset, nchw=nchw, batch_size=batch_size)
     save_model(result.graph, output, force=force, inputs=(path, arch))
     result.report.output_path = os.fspath(output)
@@ -128,11 +131,25 @@ def _leaves(model: ConfigLayer, prefix: str) -> list[tuple[str, ConfigLayer, Con
     return leaves
 
 
-def _check_opset(opset: int) -> None:
+def _check_options(opset: int, batch_size: int | None) -> None:
     from .proto import MAX_OPSET
 
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise UsageError(f"opset {opset} is not available", hint=f"choose one from {MIN_OPSET} to {MAX_OPSET}")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise UsageError(f"batch size {batch_size!r} is not a positive integer",
+                         hint="give 1 or more, or leave --batch-size out for a symbolic batch dimension")
+
+
+def _check_output(output: str | os.PathLike[str], force: bool) -> None:
+    """The output may be replaced only with ``force``, and goes into a folder that exists (none is created)."""
+    if os.path.exists(output) and not force:
+        raise UsageError(f"{os.fspath(output)} already exists", hint="pass --force to replace it")
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        what = f"{folder} is a file, not a folder" if os.path.exists(folder) else f"the folder {folder} does not exist"
+        raise UsageError(f"cannot write {os.fspath(output)}: {what}",
+                         hint="create the folder first, or choose another output path")
 
 
 def _build(source: Any, path: str, opset: int, nchw: bool, batch_size: int | None) -> Conversion:
@@ -144,14 +161,28 @@ def _build(source: Any, path: str, opset: int, nchw: bool, batch_size: int | Non
     input_infos, input_values, input_reports = graph_inputs(builder, source.root, nchw, batch_size)
     outputs = ModelWalker(builder, source.weights).run(source.root, source.record, input_values)
     output_infos, output_reports = graph_outputs(builder, source.root, outputs, nchw, {v.name for v in input_values})
+    unused = [UnusedWeights(p, [t.name for t in tensors], sum(t.size for t in tensors))
+              for p, tensors in source.weights.unused()]
     metadata = {"source": os.path.basename(path), "keras_layout": "NCHW inputs" if nchw else "Keras (NHWC)",
                 "converter": "weightkit.convert"}
     graph = make_model(builder, input_infos, output_infos, source.root.name, metadata)
     report = ConversionReport(
         source=path, arch=source.arch_path, opset=opset, nchw=nchw, keras_major=source.keras_major,
-        inputs=input_reports, outputs=output_reports, warnings=list(builder.warnings),
+        inputs=input_reports, outputs=output_reports, warnings=[*builder.warnings, *_unused_warning(unused)],
+        unused_weights=unused,
         layers=[LayerReport(p, builder.layer_classes[p], nodes) for p, nodes in builder.layer_nodes.items()],
         nodes=len(builder.nodes), initializers=len(builder.initializers),
         initializer_bytes=graph.weight_bytes,
     )
     return Conversion(graph, report)
+
+
+def _unused_warning(unused: list[UnusedWeights]) -> list[str]:
+    """One warning naming the file's layers whose weights the architecture does not use (none: no warning)."""
+    if not unused:
+        return []
+    tensors, parameters = sum(len(u.tensors) for u in unused), sum(u.params for u in unused)
+    names = ", ".join(u.path for u in unused[:6]) + (f" and {len(unused) - 6} more" if len(unused) > 6 else "")
+    return [f"{tensors} tensor(s) ({parameters:,} parameters) of {len(unused)} layer(s) in the weights file are not "
+            f"used by the architecture and are not in the ONNX file: {names} (if the model should have them, "
+            "convert with the architecture the weights were saved from)"]

@@ -1,4 +1,5 @@
-"""What a conversion did: which ONNX nodes each Keras layer became, the graph's inputs and outputs, warnings."""
+"""What a conversion did: which ONNX nodes each Keras layer became, the graph's inputs and outputs, the
+weights it left out, warnings."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from ..model import Dim
 
-__all__ = ["ConversionReport", "LayerReport", "PortReport"]
+__all__ = ["ConversionReport", "LayerReport", "PortReport", "UnusedWeights"]
 
 
 @dataclass
@@ -30,6 +31,16 @@ class PortReport:
 
 
 @dataclass
+class UnusedWeights:
+    """A layer of the weights file that no layer of the architecture uses (its tensors by name, ``params`` their
+    element count): they are not in the ONNX file."""
+
+    path: str
+    tensors: list[str]
+    params: int
+
+
+@dataclass
 class ConversionReport:
     """A conversion's result apart from the ModelProto itself; JSON-ready with `to_dict`."""
 
@@ -42,6 +53,7 @@ class ConversionReport:
     outputs: list[PortReport] = field(default_factory=list)
     layers: list[LayerReport] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    unused_weights: list[UnusedWeights] = field(default_factory=list)
     output_path: str | None = None
     nodes: int = 0
     initializers: int = 0

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import FileFormatError, UnsupportedError, UsageError
 from ..formats.keras import ConfigLayer
 from ..formats.keras.arch_file import ArchitectureRecord, model_architecture, read_architecture
-from ..model import Layer, Model
+from ..model import Layer, Model, Tensor
 
 __all__ = ["KerasSource", "WeightIndex", "open_source"]
 
@@ -90,20 +90,45 @@ def _checked(root: ConfigLayer, path: Any) -> ConfigLayer:
 
 
 class WeightIndex:
-    """The weights file's layers by path, as the converter asks for them.
+    """The weights file's layers by path, as the converter asks for them, and what it never asked for.
 
     A weights-only ``.h5`` has no config to say which folders of a nested model's
     group are layers; when ``outer/inner`` is not a layer of the file, the tensors
     under ``outer`` whose names sit in a folder named ``inner`` are.
+
+    Args:
+        layers: the file's layers, as the architecture finds them.
+        unreachable: layers of the file (by path) that the architecture has no place for at all
+            (a Keras 3 store re-read with the architecture leaves them out of ``layers``).
     """
 
-    def __init__(self, layers: list[Layer]):
+    def __init__(self, layers: list[Layer], unreachable: list[tuple[str, Layer]] | None = None):
+        self._layers = layers
+        self._unreachable = unreachable or []
+        self._given: set[int] = set()
         self._by_path: dict[str, Layer] = {}
         for top in layers:
             for path, layer in top.walk():
                 self._by_path.setdefault(path, layer)
 
     def get(self, path: str) -> Layer | None:
+        """The layer at ``path`` (its tensors count as used from now on), or None."""
+        found = self._find(path)
+        if found is not None:
+            self._given.update(id(tensor) for tensor in found.all_tensors())
+        return found
+
+    def unused(self) -> list[tuple[str, list[Tensor]]]:
+        """``(path, tensors)`` for each layer of the file with tensors no layer of the architecture was given."""
+        left = []
+        for top in self._layers:
+            for path, layer in top.walk():
+                tensors = [t for t in layer.tensors.values() if id(t) not in self._given]
+                if tensors:
+                    left.append((path, tensors))
+        return left + [(path, list(layer.tensors.values())) for path, layer in self._unreachable if layer.tensors]
+
+    def _find(self, path: str) -> Layer | None:
         found = self._by_path.get(path)
         if found is not None and (found.tensors or found.layers) or "/" not in path:
             return found
@@ -120,10 +145,31 @@ class WeightIndex:
 
 
 def _weights(model: Model, root: ConfigLayer, separate_arch: bool, extra: list[Any]) -> WeightIndex:
-    layers = model.layers
     if model.format == "keras-v3-weights" and separate_arch and model.source:
         layers = _reread_keras3_store(Path(model.source), root, extra)
-    return WeightIndex(layers)
+        return WeightIndex(layers, _left_out(model.layers, layers))
+    return WeightIndex(model.layers)
+
+
+def _left_out(stored: list[Layer], reread: list[Layer]) -> list[tuple[str, Layer]]:
+    """Layers of a Keras 3 store (read without a config) whose groups the architecture's re-read skipped."""
+    kept = set(_groups(reread))
+    return [(path, layer) for group, (path, layer) in _groups(stored).items()
+            if group not in kept and layer.tensors]
+
+
+def _groups(layers: list[Layer], group: str = "", path: str = "",
+            found: dict[str, tuple[str, Layer]] | None = None) -> dict[str, tuple[str, Layer]]:
+    """Each layer by the store group it was read from (``sequential/dense_1``), with its path by name."""
+    found = {} if found is None else found
+    for layer in layers:
+        if layer.stored_as is None:  # not in the file
+            continue
+        key = f"{group}/{layer.stored_as}" if group else layer.stored_as
+        where = f"{path}/{layer.name}" if path else layer.name
+        found[key] = (where, layer)
+        _groups(layer.layers, key, where, found)
+    return found
 
 
 def _reread_keras3_store(path: Path, root: ConfigLayer, extra: list[Any]) -> list[Layer]:

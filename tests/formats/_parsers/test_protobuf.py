@@ -124,6 +124,14 @@ def test_float_fields_match_onnx(value):
     assert wire.encode_float_field(2, value) == expected
 
 
+@pytest.mark.parametrize("value", [3.40282356e38, 3.4028236e38, 1e39, -1e39, 1e308, -1e308])
+def test_doubles_beyond_float32_round_as_protobuf_does(value):
+    """Just above FLT_MAX rounds down to it; further out becomes an infinity of the value's sign
+    (``struct.pack`` alone raises OverflowError)."""
+    expected = AttributeProto(f=value).SerializeToString()
+    assert wire.encode_float_field(2, value) == expected
+
+
 def test_float_nan():
     assert wire.encode_float_field(2, math.nan)[1:] == struct.pack("<f", math.nan)
     assert math.isnan(AttributeProto.FromString(wire.encode_float_field(2, math.nan)).f)

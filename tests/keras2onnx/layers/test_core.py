@@ -30,9 +30,7 @@ def test_dropouts_are_identities(keras, check):
 
 def test_space_to_depth_lambda_matches_tensorflow_order(keras, tmp_path):
     """The keras-yolo2 passthrough: channel (by*2 + bx)*C + c, computed by the real function in Keras."""
-    from weightkit.keras2onnx import convert_keras
-
-    from ..conftest import keras_outputs, run_onnx
+    from ..conftest import convert_to_file, keras_outputs
 
     keras.utils.set_random_seed(3)
     inputs = keras.Input((6, 8, 3))
@@ -42,9 +40,9 @@ def test_space_to_depth_lambda_matches_tensorflow_order(keras, tmp_path):
     model = keras.Model(inputs, keras.layers.Concatenate()([reorg, pooled]))
     model.save(tmp_path / "yolo.keras")
     x = np.random.default_rng(0).standard_normal((2, 6, 8, 3)).astype(np.float32)
-    result = convert_keras(tmp_path / "yolo.keras")
+    result = convert_to_file(tmp_path / "yolo.keras", tmp_path)
     assert "SpaceToDepth" in [n.op_type for n in result.model.graph.node]
-    np.testing.assert_allclose(run_onnx(result.model, [x])[0], keras_outputs(model, [x])[0], atol=1e-5)
+    np.testing.assert_allclose(result.run([x])[0], keras_outputs(model, [x])[0], atol=1e-5)
 
 
 @pytest.mark.parametrize("config, name", [

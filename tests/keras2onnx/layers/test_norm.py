@@ -51,9 +51,7 @@ def test_layer_norm(keras, check, options):
 
 def test_layer_norm_over_leading_axes(keras, tmp_path):
     """Axes (1, 2) of an NHWC tensor: Keras's torch backend cannot run it, so numpy is the reference."""
-    from weightkit.keras2onnx import convert_keras
-
-    from ..conftest import run_onnx
+    from ..conftest import convert_to_file
 
     model = randomize(keras, conv_model(keras, keras.layers.LayerNormalization(axis=[1, 2], epsilon=1e-4)))
     model.save(tmp_path / "ln.keras")
@@ -64,7 +62,7 @@ def test_layer_norm_over_leading_axes(keras, tmp_path):
     y = np.einsum("nhwc,cd->nhwd", x, kernel[0, 0]) + bias
     mean, var = y.mean(axis=(1, 2), keepdims=True), y.var(axis=(1, 2), keepdims=True)
     expected = (y - mean) / np.sqrt(var + 1e-4) * gamma[None, :, :, None] + beta[None, :, :, None]
-    actual = run_onnx(convert_keras(tmp_path / "ln.keras").model, [x])[0]
+    actual = convert_to_file(tmp_path / "ln.keras", tmp_path).run([x])[0]
     np.testing.assert_allclose(actual, expected, atol=2e-5)
 
 

@@ -28,16 +28,14 @@ def test_same_pooling_pads_like_tensorflow(keras, check, options):
     """Odd pixel at the end; average over real cells only. Keras's torch backend pads asymmetric cases by
     replicating edges (harmless for max, not for average), so the average is checked against TF's rule in numpy;
     fixtures/tfkeras checks it against TensorFlow itself."""
-    from weightkit.keras2onnx import convert_keras
-
-    from ..conftest import run_onnx
+    from ..conftest import convert_to_file
 
     check(pooled(keras, keras.layers.MaxPooling2D(padding="same", **options)))
     inputs = keras.Input((15, 16, 3))
     model = keras.Model(inputs, keras.layers.AveragePooling2D(padding="same", **options)(inputs))
     model.save(check.tmp_path / "avg.keras")
     x = np.random.default_rng(0).standard_normal((2, 15, 16, 3)).astype(np.float32)
-    np.testing.assert_allclose(run_onnx(convert_keras(check.tmp_path / "avg.keras").model, [x])[0],
+    np.testing.assert_allclose(convert_to_file(check.tmp_path / "avg.keras", check.tmp_path).run([x])[0],
                                tf_same_average_pool(x, options), atol=1e-6)
 
 

@@ -16,6 +16,7 @@ every writer that builds ONNX messages without importing onnx.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -146,8 +147,13 @@ def encode_string_field(number: int, text: str) -> bytes:
 
 
 def encode_float_field(number: int, value: float) -> bytes:
-    """A complete ``float`` field: four little-endian IEEE 754 bytes."""
-    return encode_tag(number, I32) + struct.pack("<f", value)
+    """A complete ``float`` field: four little-endian IEEE 754 bytes; a double beyond float32's range
+    becomes an infinity of its sign, as protobuf stores it."""
+    try:
+        packed = struct.pack("<f", value)
+    except OverflowError:
+        packed = struct.pack("<f", math.copysign(math.inf, value))
+    return encode_tag(number, I32) + packed
 
 
 def fields(buf: Any, start: int, end: int) -> Iterator[Field]:
