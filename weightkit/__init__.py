@@ -72,15 +72,37 @@ def load(path: str | os.PathLike[str], *, arch: str | os.PathLike[str] | None = 
     return read(path)
 
 
-def save(model: Model, path: str | os.PathLike[str], format: str | None = None, *, force: bool = False) -> None:
+def save(model: Model | MergeResult, path: str | os.PathLike[str], format: str | None = None, *,
+         force: bool = False) -> None:
     """Write ``model`` to ``path``; the format comes from ``format`` or the file suffix.
 
-    The file is written to a temporary name and renamed into place, so a failed
-    write leaves nothing behind; an existing ``path`` is replaced only with ``force``.
+    ``model`` is a `Model`, or what `merge` returns (its joined model is written). The file is
+    written to a temporary name and renamed into place, so a failed write leaves nothing behind;
+    an existing ``path`` is replaced only with ``force``.
+
+    Raises:
+        UsageError: ``model`` is neither (a `split` result holds two models: save each part), the
+            format is unknown, or ``path`` exists without ``force`` or is one of the model's inputs.
     """
     from .formats import write
 
-    write(model, path, format, force=force)
+    write(_savable(model), path, format, force=force)
+
+
+def _savable(value: object) -> Model:
+    """The model ``save`` writes for ``value``: a Model, or a merge result's joined model."""
+    if isinstance(value, Model):
+        return value
+    from .ops.merge import MergeResult
+    from .ops.split import SplitResult
+
+    if isinstance(value, MergeResult):
+        return value.model
+    if isinstance(value, SplitResult):
+        raise UsageError("a split result holds two models, not one",
+                         hint="save result.backbone and result.head, each to its own file")
+    raise UsageError(f"save takes a weightkit Model, not {type(value).__name__}",
+                     hint="load the file with weightkit.load, or pass the Model a weightkit call returned")
 
 
 def diff(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str], *, values: bool = False) -> Diff:
@@ -160,19 +182,20 @@ def split(model: Model | str | os.PathLike[str], at: str | None = None, *, head_
 
 def merge(backbone: Model | str | os.PathLike[str], head: Model | str | os.PathLike[str],
           output: str | os.PathLike[str] | None = None, *, format: str | None = None,
-          force: bool = False) -> MergeResult:
+          force: bool = False, ignore_junction: bool = False) -> MergeResult:
     """Join a backbone and a head into one model, after checking that the head fits.
 
     With ``output``, the model is written there (``format`` as in `save`) and read back before
     this returns: the file must hold every tensor of the merged model and, for Keras, a complete
-    graph. ``force`` merges a head that does not fit, and replaces an existing ``output``.
+    graph. ``force`` replaces an existing ``output``; ``ignore_junction`` joins a head that does
+    not fit the backbone (the report still says why).
 
-    Returns a `weightkit.ops.merge.MergeResult` (close it when done); without ``output``,
-    ``save(result.model, path)`` writes it unchecked.
+    Returns a `weightkit.ops.merge.MergeResult` (close it when done), with ``output`` and
+    ``output_format`` set once written; without ``output``, ``save(result, path)`` writes it unchecked.
 
     Raises:
-        UsageError: the head does not fit (unless ``force``), the parts cannot be joined, or
-            ``output`` exists (unless ``force``).
+        UsageError: the head does not fit (unless ``ignore_junction``), the parts cannot be joined,
+            or ``output`` exists (unless ``force``).
         WeightkitError: the written file does not read back as the merged model (a weightkit bug);
             the file is removed.
 
@@ -183,13 +206,14 @@ def merge(backbone: Model | str | os.PathLike[str], head: Model | str | os.PathL
     from .ops.merge import merge_models, save_merged
 
     with _opened(backbone) as first, _opened(head) as second:
-        result = merge_models(first, second, force=force)
+        result = merge_models(first, second, ignore_junction=ignore_junction)
     if output is not None:
         try:
-            save_merged(result.model, output, format, force=force)
+            result.output_format = save_merged(result.model, output, format, force=force)
         except BaseException:
             result.close()
             raise
+        result.output = os.fspath(output)
     return result
 
 

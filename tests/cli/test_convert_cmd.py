@@ -29,7 +29,7 @@ def test_convert_json_and_options(capsys, fixtures, tmp_path):
     code, out, _ = run(capsys, "convert", fixtures / CNN, "-o", tmp_path / "cnn.onnx", "--json", "--nchw",
                        "--opset", "17", "--batch-size", "4")
     document = json.loads(out)
-    assert code == 0 and document["schema_version"] == 1
+    assert code == 0 and document["schema_version"] == 2
     conversion = document["conversion"]
     assert conversion["opset"] == 17 and conversion["inputs"][0]["shape"] == [4, 3, 32, 32]
     assert conversion["layers"][0]["path"] == "stem_conv"

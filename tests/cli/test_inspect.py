@@ -46,11 +46,11 @@ def test_json_is_one_document_matching_the_model(capsys, fixtures):
     code, out, err = run(capsys, "inspect", "--json", str(fixtures / CNN))
     assert code == 0 and err == ""
     document = json.loads(out)
-    assert document["schema_version"] == 1
+    assert document["schema_version"] == 2
     assert document["format"] == "keras-h5" and document["has_graph"] is True
     assert document["totals"]["params"] == 9410
-    assert document["inputs"][0]["shape"] == [None, 32, 32, 3]
-    layer = next(layer for layer in document["layers"] if layer["name"] == "stem_conv")
+    assert document["inputs"][0]["shape"] == ["batch", 32, 32, 3]
+    layer = next(layer for layer in document["layers"] if layer["path"] == "stem_conv")
     assert layer["tensors"][0] == {"name": "stem_conv/kernel:0", "role": "weight", "shape": [3, 3, 3, 8],
                                    "dtype": "float32", "layout": "HWIO", "trainable": True, "nbytes": 864}
 

@@ -63,5 +63,5 @@ def test_bad_cut_and_misfit_merge_exit_2(capsys, tmp_path, model_file):
     run(capsys, "split", model_file, "--out", tmp_path / "parts")
     code, _, err = run(capsys, "merge", tmp_path / "parts" / "backbone.keras", tmp_path / "tiny.keras",
                        "-o", tmp_path / "x.keras")
-    assert code == 2 and "does not fit" in err and "--force" in err
+    assert code == 2 and "does not fit" in err and "--ignore-junction" in err
     assert not (tmp_path / "x.keras").exists()

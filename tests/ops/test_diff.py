@@ -105,3 +105,51 @@ def test_real_keras_weights_and_their_onnx_export_hold_the_same_values(real_weig
                             values=True)
     assert [p.matched_by for p in result.pairs] == ["structure"] * 4
     assert not result.differs
+
+
+def test_verdict_separates_architecture_only_from_values_and_differences(tmp_path, capsys):
+    """Without --values a match says nothing of the weights; with it, it does; a difference is a difference."""
+    from tests.cli import run
+    from weightkit.ops.diff import diff_document
+    from weightkit.ops.inspect import SCHEMA_VERSION
+
+    keras.utils.set_random_seed(0)
+    net = keras_cnn()
+    net.save(tmp_path / "a.h5")
+    net.save(tmp_path / "same.keras")
+    keras.utils.set_random_seed(1)
+    keras_cnn().save(tmp_path / "other.h5")
+    assert weightkit.diff(tmp_path / "a.h5", tmp_path / "same.keras").verdict == "same_architecture"
+    same = weightkit.diff(tmp_path / "a.h5", tmp_path / "same.keras", values=True)
+    assert same.verdict == "same_architecture_and_values"
+    assert weightkit.diff(tmp_path / "a.h5", tmp_path / "other.h5").verdict == "same_architecture"
+    other = weightkit.diff(tmp_path / "a.h5", tmp_path / "other.h5", values=True)
+    assert other.verdict == "different"
+    document = diff_document(same)
+    assert document["schema_version"] == SCHEMA_VERSION and document["verdict"] == "same_architecture_and_values"
+    code, out, _ = run(capsys, "diff", tmp_path / "a.h5", tmp_path / "same.keras")
+    assert code == 0 and out.rstrip().endswith("the two match in architecture (values not compared)")
+    code, out, _ = run(capsys, "diff", tmp_path / "a.h5", tmp_path / "other.h5", "--values")
+    assert code == 1 and out.rstrip().endswith("the two differ")
+
+
+def test_input_shapes_across_layouts_are_noted_and_sizes_compared(same_network, tmp_path):
+    """Keras NHWC against the NCHW export is the same input; a free size against a fixed one is a note; another
+    size is a difference."""
+    with weightkit.load(same_network / "cnn.h5") as a, weightkit.load(same_network / "cnn.onnx") as b:
+        result = diff_models(a, b)
+    assert [(s.where, s.what) for s in result.shapes] == [("input", "relaid")] and not result.differs
+
+    def build(size):
+        inputs = keras.Input((size, size, 3), name="image")
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(keras.layers.Conv2D(4, 3, name="conv")(inputs))
+        return keras.Model(inputs, keras.layers.Dense(2, name="fc")(x))
+
+    for size in (None, 16, 24):
+        build(size).save(tmp_path / f"{size}.keras")
+    free = weightkit.diff(tmp_path / "None.keras", tmp_path / "16.keras")
+    assert [(s.what, s.a.shape, s.b.shape) for s in free.shapes] == [("free", (None, None, None, 3),
+                                                                       (None, 16, 16, 3))]
+    assert not free.differs
+    bigger = weightkit.diff(tmp_path / "16.keras", tmp_path / "24.keras")
+    assert [(s.where, s.what) for s in bigger.shapes] == [("input", "reshaped")] and bigger.differs

@@ -53,7 +53,7 @@ def test_boundaries_follow_the_architecture_order(files, capsys):
                  "--list-boundaries", "--json"]) == 0
     import json
 
-    cuts = json.loads(capsys.readouterr().out)
+    cuts = json.loads(capsys.readouterr().out)["boundaries"]
     names = [cut["at"] for cut in cuts]
     assert names[0] == "Conv1" and names[-1].startswith("global_average_pooling2d")
     totals = [cut["backbone_params"] for cut in cuts]

@@ -108,7 +108,7 @@ def test_inspect_shows_the_detector_output_shape(capsys):
     assert "reshape_1 (None, 3, 3, 5, 8)" in out
     code, out, _ = run(capsys, "inspect", "--json", DETECTOR)
     document = json.loads(out)
-    assert document["outputs"][0]["shape"] == [None, *io(DETECTOR)["output"].shape[1:]] == [None, 3, 3, 5, 8]
+    assert document["outputs"][0]["shape"] == ["batch", *io(DETECTOR)["output"].shape[1:]] == ["batch", 3, 3, 5, 8]
     assert document["backbone_without_head"] is None
 
 

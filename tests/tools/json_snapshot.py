@@ -10,9 +10,15 @@ new, then compare the two folders::
 
 ``record`` covers every weight file in ``fixtures/``, ``../shared/real-weights/`` and the made inputs:
 ``inspect`` (layers and tensors), ``split --list-boundaries``, ``split`` (and ``inspect`` of each part),
-``merge`` of those parts, ``check`` of a file into itself and of its parts, ``diff`` of a file against
-itself and against the next file, and ``convert`` of the Keras files. Temporary paths are replaced by
-placeholders so that two runs can be compared byte for byte.
+``merge`` of those parts, ``check`` of a file into itself and of its parts (and ``check --fix`` of the
+backbone into the file), ``diff`` of a file against itself and against the next file, and ``convert``
+of the Keras files. Temporary paths are replaced by placeholders so that two runs can be compared byte
+for byte.
+
+Every document carries ``schema_version`` (docs/json.md). Two versions of weightkit with different
+schema versions differ in every document by design (version 2 renamed ``layers[].name`` to ``path``,
+named Keras's batch dimension ``"batch"`` and counts PyTorch buffers apart): compare recordings made
+with the same schema version, or read the differences against docs/json.md's list of changes.
 """
 
 from __future__ import annotations
@@ -80,6 +86,7 @@ def calls_for(path: Path, following: Path, work: Path) -> Iterator[list[str]]:
         yield ["check", str(backbone), str(head), "--json"]
         yield ["merge", str(backbone), str(head), "-o", str(work / f"merged{_suffix(path)}"), "--json"]
         yield ["check", str(backbone), "--into", p, "--json"]
+        yield ["check", str(backbone), "--into", p, "--fix", str(work / f"fixed{_suffix(path)}"), "--json"]
     yield ["check", p, "--into", p, "--json"]
     yield ["diff", p, p, "--json"]
     yield ["diff", p, q, "--json"]

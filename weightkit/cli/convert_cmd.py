@@ -38,13 +38,30 @@ def run(args: argparse.Namespace) -> int:
         with _status("verifying against Keras", args.json):
             verification = verify(args.model, args.output, arch=args.arch, nchw=args.nchw)
     if args.json:
-        document = {"schema_version": 1, "conversion": report.to_dict()}
-        if verification is not None:
-            document["verification"] = verification.to_dict()
-        print_json(document)
+        print_json(_document(report, verification))
     else:
         _print_summary(report, verification)
     return 1 if verification is not None and verification.passed is False else 0
+
+
+def _document(report: Any, verification: Any) -> dict[str, Any]:
+    """``convert --json`` in the vocabulary of every document (docs/json.md): a layer's class is its ``type``."""
+    from ..ops.inspect import SCHEMA_VERSION
+
+    conversion = report.to_dict()
+    conversion["layers"] = _typed(conversion["layers"])
+    document = {"schema_version": SCHEMA_VERSION, "conversion": conversion}
+    if verification is not None:
+        checked = verification.to_dict()
+        if isinstance(checked.get("differences"), list):
+            checked["differences"] = _typed(checked["differences"])
+        document["verification"] = checked
+    return document
+
+
+def _typed(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records with their Keras ``class_name`` called ``type``, as in every other document."""
+    return [{("type" if key == "class_name" else key): value for key, value in item.items()} for item in items]
 
 
 def _status(text: str, quiet: bool) -> Any:

@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .render import console, fmt_bytes, fmt_count, fmt_shape, print_json
+from .render import (
+    Column,
+    console,
+    fitted_table,
+    fmt_bytes,
+    fmt_count,
+    fmt_shape,
+    folding,
+    print_json,
+    shorten_distinct,
+    table_fits,
+)
 
-if TYPE_CHECKING:
-    from rich.console import JustifyMethod
+# A table is shown whole where it fits the terminal; else its columns fold (class and kind into the
+# kind, tensors into their shapes on one line) and long names lose their middle: a row stays a line.
+_LAYER_COLUMNS = (Column("#", "right"), Column("layer", shrink=shorten_distinct, floor=16),
+                  Column("class", shrink=shorten_distinct, floor=12), Column("kind"), Column("tensors"),
+                  Column("params", "right"))
+_FOLDED_LAYER_COLUMNS = (Column("#", "right"), Column("layer", shrink=shorten_distinct, floor=10), Column("kind"),
+                         Column("tensors", shrink=folding(), floor=8), Column("params", "right"))
+_TENSOR_COLUMNS = (Column("tensor", shrink=shorten_distinct, floor=20), Column("layer", shrink=shorten_distinct),
+                   Column("role"), Column("shape"), Column("dtype"), Column("layout"), Column("params", "right"))
+_FOLDED_TENSOR_COLUMNS = (Column("tensor", shrink=shorten_distinct, floor=10), Column("role"), Column("shape"),
+                          Column("dtype"), Column("params", "right"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     view = parser.add_mutually_exclusive_group()
     view.add_argument("--tree", action="store_true", help="show nested models as a tree")
     view.add_argument("--tensors", action="store_true", help="list every tensor instead of layers")
-    view.add_argument("--json", action="store_true", help="print one JSON document (see docs/json.md)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON document, layers and tensors alike (see docs/json.md)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,11 +51,11 @@ def run(args: argparse.Namespace) -> int:
         out = console()
         out.print(_header(model))
         if args.tensors:
-            out.print(_tensor_table(model))
+            out.print(_tensor_table(model, out.width))
         elif args.tree:
             out.print(_tree(model))
         else:
-            out.print(_layer_table(model))
+            out.print(_layer_table(model, out.width))
         out.print(_footer(model, totals(model)))
     return 0
 
@@ -45,10 +66,9 @@ def _header(model: Any) -> Any:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    contents = "architecture and weights" if model.has_graph else "weights only (no architecture)"
-    grid.add_row("file", str(model.source))
-    grid.add_row("format", f"{model.format} — {contents}")
     metadata = dict(model.metadata)
+    grid.add_row("file", str(model.source))
+    grid.add_row("format", f"{model.format} — {_contents(model, metadata.pop('description', None))}")
     writer = metadata.pop("writer", None) or model.framework or "unknown"
     backend = metadata.pop("backend", None)
     grid.add_row("written by", writer + (f", {backend} backend" if backend else ""))
@@ -68,6 +88,13 @@ def _header(model: Any) -> Any:
     return grid
 
 
+def _contents(model: Any, described: str | None) -> str:
+    """What the file holds, as its reader describes it (a TorchScript module) or as its graph tells."""
+    if described:
+        return str(described)
+    return "architecture and weights" if model.has_graph else "weights only (no architecture)"
+
+
 def _backbone_verdict(model: Any) -> str:
     """What a weights-only file looks like, when it looks like a backbone saved without its head ('' if not)."""
     from ..ops.inspect import headless_backbone
@@ -79,27 +106,24 @@ def _backbone_verdict(model: Any) -> str:
             f"puts out {found.channels} channels")
 
 
-def _layer_table(model: Any) -> Any:
-    from rich import box
-    from rich.table import Table
+def _layer_table(model: Any, width: int) -> Any:
+    """One row per layer: every tensor on a line of its own where that fits, else each layer on one line."""
+    from ..ops.inspect import layer_params
 
-    table = Table(box=box.SIMPLE_HEAD, title_justify="left")
-    columns: tuple[tuple[str, JustifyMethod], ...] = (
-        ("#", "right"), ("layer", "left"), ("class", "left"), ("kind", "left"), ("tensors", "left"),
-        ("params", "right"))
-    for column, justify in columns:
-        table.add_column(column, justify=justify)
+    whole, folded = [], []
     for index, layer in enumerate(model.layers):
-        if layer.layers:
-            count = sum(1 for _ in layer.walk()) - 1
-            described = f"nested model: {count} layers (--tree shows them)"
-        else:
-            described = _tensor_lines(layer)
-        table.add_row(str(index), layer.name, layer.type_name or "", layer.kind, described, fmt_count(layer.num_params))
-    return table
+        nested = sum(1 for _ in layer.walk()) - 1 if layer.layers else 0
+        params = fmt_count(layer_params(model, layer))
+        whole.append([str(index), layer.name, layer.type_name or "", layer.kind, _tensor_lines(layer, nested), params])
+        folded.append([str(index), layer.name, layer.kind, _tensor_shapes(layer, nested), params])
+    if table_fits(_LAYER_COLUMNS, whole, width):
+        return fitted_table(_LAYER_COLUMNS, whole, width)
+    return fitted_table(_FOLDED_LAYER_COLUMNS, folded, width)
 
 
-def _tensor_lines(layer: Any) -> str:
+def _tensor_lines(layer: Any, nested: int) -> str:
+    if nested:
+        return f"nested model: {nested} layers (--tree shows them)"
     lines = []
     for role, tensor in layer.tensors.items():
         layout = f" {tensor.layout}" if tensor.layout else ""
@@ -107,16 +131,38 @@ def _tensor_lines(layer: Any) -> str:
     return "\n".join(lines) or "-"
 
 
+def _tensor_shapes(layer: Any, nested: int) -> str:
+    """A layer's tensors on one line: their shapes, repeats counted (a norm's ``(16,)×4``)."""
+    if nested:
+        return f"nested model: {nested} layers"
+    shapes = [_compact_shape(tensor.shape) for tensor in layer.tensors.values()]
+    grouped: list[list[Any]] = []
+    for shape in shapes:
+        if grouped and grouped[-1][0] == shape:
+            grouped[-1][1] += 1
+        else:
+            grouped.append([shape, 1])
+    return ", ".join(shape + (f"×{count}" if count > 1 else "") for shape, count in grouped) or "-"
+
+
+def _compact_shape(shape: Any) -> str:
+    return fmt_shape(shape).replace(" ", "")
+
+
 def _tree(model: Any) -> Any:
+    from rich.markup import escape
     from rich.tree import Tree
+
+    from ..ops.inspect import layer_params
 
     root = Tree(f"{model.format} ({len(model.layers)} layers)")
 
     def add(node: Any, layer: Any) -> None:
-        label = f"{layer.name}  [dim]{layer.type_name or layer.kind}[/dim]  {fmt_count(layer.num_params)}"
-        branch = node.add(label)
+        params = fmt_count(layer_params(model, layer))
+        branch = node.add(f"{escape(layer.name)}  [dim]{escape(layer.type_name or layer.kind)}[/dim]  {params}")
         for tensor in layer.tensors.values():
-            branch.add(f"{tensor.role} {fmt_shape(tensor.shape)} {tensor.dtype}  [dim]{tensor.name}[/dim]")
+            branch.add(f"{escape(tensor.role)} {fmt_shape(tensor.shape)} {tensor.dtype}  "
+                       f"[dim]{escape(tensor.name)}[/dim]")
         for sub in layer.layers:
             add(branch, sub)
 
@@ -125,22 +171,16 @@ def _tree(model: Any) -> Any:
     return root
 
 
-def _tensor_table(model: Any) -> Any:
-    from rich import box
-    from rich.table import Table
-
-    table = Table(box=box.SIMPLE_HEAD)
-    for column in ("tensor", "layer", "role", "shape", "dtype", "layout", "params"):
-        table.add_column(column, justify="right" if column == "params" else "left")
-    for path, layer in model.walk():
-        for tensor in layer.tensors.values():
-            table.add_row(tensor.name, path, tensor.role, fmt_shape(tensor.shape), tensor.dtype,
-                          tensor.layout or "", fmt_count(tensor.size))
-    for group, tensors in model.extras.items():
-        for tensor in tensors:
-            table.add_row(tensor.name, f"({group})", tensor.role, fmt_shape(tensor.shape), tensor.dtype, "",
-                          fmt_count(tensor.size))
-    return table
+def _tensor_table(model: Any, width: int) -> Any:
+    """One row per tensor (extras last, their group as the layer); folded like the layer table where narrow."""
+    found = [(tensor, path) for path, layer in model.walk() for tensor in layer.tensors.values()]
+    found += [(tensor, f"({group})") for group, tensors in model.extras.items() for tensor in tensors]
+    whole = [[t.name, path, t.role, fmt_shape(t.shape), t.dtype, t.layout or "", fmt_count(t.size)]
+             for t, path in found]
+    if table_fits(_TENSOR_COLUMNS, whole, width):
+        return fitted_table(_TENSOR_COLUMNS, whole, width)
+    folded = [[t.name, t.role, _compact_shape(t.shape), t.dtype, fmt_count(t.size)] for t, _ in found]
+    return fitted_table(_FOLDED_TENSOR_COLUMNS, folded, width)
 
 
 def _footer(model: Any, total: Any) -> Any:
@@ -153,6 +193,9 @@ def _footer(model: Any, total: Any) -> Any:
     if total.trainable is not None:
         split = f" (trainable {fmt_count(total.trainable)}, non-trainable {fmt_count(total.non_trainable)})"
     grid.add_row("parameters", fmt_count(total.params) + split)
+    if total.buffers:
+        grid.add_row("buffers", f"{fmt_count(total.buffers)} values (running statistics and counters, not "
+                                "parameters: as torch counts them)")
     grid.add_row("tensors", f"{fmt_count(total.tensors)} in {fmt_count(total.layers)} layers")
     sizes = ", ".join(f"{dtype} {fmt_bytes(size)}" for dtype, size in total.bytes_by_dtype.items())
     grid.add_row("data", f"{fmt_bytes(total.nbytes)}" + (f" ({sizes})" if sizes else ""))

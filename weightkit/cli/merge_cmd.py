@@ -14,21 +14,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="OUT", help="the merged file (format from its suffix)")
     parser.add_argument("--format", choices=WritableFormats(), metavar="FORMAT",
                         help="output format, when the suffix does not say: %(choices)s")
-    parser.add_argument("--force", action="store_true", help="merge even if the junction does not fit; replace OUT")
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    parser.add_argument("--ignore-junction", action="store_true",
+                        help="merge even if the head does not fit the backbone (the problems are still reported)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document (see docs/json.md)")
 
 
 def run(args: argparse.Namespace) -> int:
     from .. import merge
-    from ..ops.check import check_document
+    from ..ops.merge import merge_document
 
-    with merge(args.backbone, args.head, args.output, format=args.format, force=args.force) as result:
+    with merge(args.backbone, args.head, args.output, format=args.format, force=args.force,
+               ignore_junction=args.ignore_junction) as result:
+        document = merge_document(result)
         report = result.report
     if args.json:
-        print_json({"output": args.output, "check": check_document(report)})
+        print_json(document)
         return 0
     out = console()
     for finding in report.findings:
-        out.print(f"{finding.severity} {finding.kind}: {finding.message}")
-    out.print(f"wrote {args.output}")
+        out.print(f"{finding.severity} {finding.kind}: {finding.message}", markup=False)
+    out.print(f"wrote {result.output} ({result.output_format})"
+              + (", joined although the head does not fit (--ignore-junction)" if document["junction_ignored"]
+                 else ""), markup=False)
     return 0

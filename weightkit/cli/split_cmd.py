@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..errors import UsageError
 from .render import console, fmt_count, fmt_shape, parse_shape, print_json
@@ -44,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strip-prefixes", action="store_true", help="drop a key prefix every tensor of a part shares")
     parser.add_argument("--list-boundaries", action="store_true", help="list the places the model can be cut")
     parser.add_argument("--force", action="store_true", help="replace existing output files")
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--json", action="store_true", help="print one JSON document (see docs/json.md)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,24 +55,24 @@ def run(args: argparse.Namespace) -> int:
 
     with load(args.file, arch=args.arch) as model:
         if args.list_boundaries:
-            return _list(boundaries(model), args)
+            return _list(model, boundaries(model), args)
         if not args.out:
             raise UsageError("--out DIR is required to split (or use --list-boundaries)")
         if not args.at and not args.head_prefix:
             proposal = propose_boundary(model)
             console().print(f"cutting after {proposal.at!r}: {proposal.reason}", style="dim") if not args.json else None
-        suffix = (by_name(args.format) if args.format else output_format_for(model)).suffixes[0]
+        written = by_name(args.format) if args.format else output_format_for(model)
+        suffix = written.suffixes[0]
         paths = [Path(args.out) / f"{args.backbone_name}{suffix}", Path(args.out) / f"{args.head_name}{suffix}"]
         head_input = parse_shape(args.head_input_shape, "--head-input-shape", "the shape at the cut, e.g. 13,13,1024")
         with split_model(model, args.at, head_prefixes=args.head_prefix, strip_prefixes=args.strip_prefixes,
                          head_input_shape=head_input) as result:
             for part, path in zip((result.backbone, result.head), paths):
                 save(part, path, args.format, force=args.force)
+        document = _split_document(model, result.boundary, paths)
     boundary = result.boundary
     if args.json:
-        print_json({"backbone": str(paths[0]), "head": str(paths[1]), "at": boundary.at, "shape": boundary.shape,
-                    "head_prefixes": boundary.head_prefixes, "backbone_params": boundary.backbone_params,
-                    "head_params": boundary.head_params})
+        print_json(document)
     else:
         where = (f"cut after {boundary.at} {fmt_shape(boundary.shape) if boundary.shape else ''}".rstrip()
                  if boundary.at else f"head: the keys under {', '.join(boundary.head_prefixes)}")
@@ -81,10 +82,30 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list(found: list, args: argparse.Namespace) -> int:
+def _split_document(model: Any, boundary: Any, paths: list[Path]) -> dict[str, Any]:
+    """``split --json``: the two files written, their format as ``inspect`` names it, and the cut (docs/json.md)."""
+    from .. import load
+    from ..ops.inspect import SCHEMA_VERSION
+
+    with load(paths[0]) as written:
+        format = written.format
+    return {"schema_version": SCHEMA_VERSION, "file": model.source, "backbone": str(paths[0]), "head": str(paths[1]),
+            "format": format, **_boundary_document(model, boundary), "head_prefixes": boundary.head_prefixes}
+
+
+def _boundary_document(model: Any, boundary: Any) -> dict[str, Any]:
+    from ..ops.inspect import shape_document
+
+    return {"at": boundary.at, "shape": shape_document(model, boundary.shape),
+            "backbone_params": boundary.backbone_params, "head_params": boundary.head_params}
+
+
+def _list(model: Any, found: list, args: argparse.Namespace) -> int:
     if args.json:
-        print_json([{"at": b.at, "shape": b.shape, "backbone_params": b.backbone_params,
-                     "head_params": b.head_params} for b in found])
+        from ..ops.inspect import SCHEMA_VERSION
+
+        print_json({"schema_version": SCHEMA_VERSION, "file": model.source,
+                    "boundaries": [_boundary_document(model, b) for b in found]})
         return 0
     from rich import box
     from rich.table import Table

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from ..errors import FileFormatError, UsageError
+from ..errors import FileFormatError, UnsupportedError, UsageError
 from ..model import Model
+from ._parsers import protobuf as _wire
 from ._probe import Probe, probe
 
 __all__ = ["Format", "registry", "detect", "read", "write", "writable", "by_name", "output_format_for"]
@@ -57,8 +58,9 @@ def registry() -> tuple[Format, ...]:
     from . import keras, onnx, safetensors, sharded, torch
 
     # Sniffing order: cheap, certain signatures first (HDF5, zip entries, the safetensors header, the
-    # pickle magic); a JSON index last but one, ONNX (the loosest) last.
-    return (*keras.FORMATS, *safetensors.FORMATS, *torch.FORMATS, sharded.FORMAT, *onnx.FORMATS)
+    # pickle magic); a JSON index, then the protobufs: a SavedModel before ONNX (the loosest), which
+    # would otherwise take it for a model without a graph.
+    return (*keras.FORMATS, *safetensors.FORMATS, *torch.FORMATS, sharded.FORMAT, _SAVED_MODEL, *onnx.FORMATS)
 
 
 def detect(path: str | os.PathLike[str]) -> tuple[Format, Probe]:
@@ -66,7 +68,11 @@ def detect(path: str | os.PathLike[str]) -> tuple[Format, Probe]:
 
     Raises:
         FileFormatError: the file is missing, empty, or in no format weightkit reads.
+        UnsupportedError: a format weightkit recognises but does not read (a TensorFlow SavedModel).
     """
+    if _is_saved_model_folder(Path(path)):
+        raise UnsupportedError(f"a TensorFlow SavedModel folder: {_SAVED_MODEL_IS}", path=Path(path),
+                               hint=_SAVED_MODEL_HINT)
     found = probe(path)
     for candidate in registry():
         if candidate.sniff is not None and candidate.read is not None and candidate.sniff(found):
@@ -137,7 +143,7 @@ def _names(formats: list[Format]) -> str:
 
 
 def _supported() -> str:
-    return "; ".join(f.label for f in registry() if f.sniff is not None)
+    return "; ".join(f.label for f in registry() if f.sniff is not None and f is not _SAVED_MODEL)
 
 
 def _unknown_format(found: Probe) -> str:
@@ -147,6 +153,56 @@ def _unknown_format(found: Probe) -> str:
             return "a zip archive that cannot be opened (truncated or corrupted)"
         return f"a zip archive, but neither a .keras model nor a checkpoint (entries: {', '.join(names[:4])})"
     head = found.head[:8]
-    if head.isascii() and head.strip():
+    if head.strip() and all(32 <= byte < 127 or byte in b"\t\n\r" for byte in head):
         return f"not a weight file (it starts with text {found.head[:24]!r})"
     return f"not a weight file weightkit recognises (first bytes {head.hex(' ')})"
+
+
+# ---- TensorFlow SavedModel: recognised, so that it is named, but not read ---------------------------
+# saved_model.pb is a protobuf ``SavedModel {int64 saved_model_schema_version = 1; repeated MetaGraphDef
+# meta_graphs = 2}`` (tensorflow/core/protobuf/saved_model.proto); the weights are a TensorFlow checkpoint
+# in variables/. Every MetaGraphDef field (meta_info_def = 1 ... object_graph_def = 7) is a message.
+
+_SAVED_MODEL_IS = ("a TensorFlow graph (saved_model.pb) whose weights are a TensorFlow checkpoint (variables/), "
+                   "which weightkit does not read")
+_SAVED_MODEL_HINT = ("convert it to ONNX with tf2onnx (python -m tf2onnx.convert --saved-model DIR --output "
+                     "model.onnx), or, if Keras saved it, load it in tf.keras and save it as .keras or .h5")
+
+
+def _is_saved_model_folder(path: Path) -> bool:
+    return path.is_dir() and (path / "saved_model.pb").is_file()
+
+
+def _sniff_saved_model(found: Probe) -> bool:
+    """Every field in the first bytes is the schema version (1) or a meta graph that starts like a MetaGraphDef."""
+    head, pos, meta_graphs = found.head, 0, 0
+    try:
+        while pos < len(head):
+            field = next(_wire.fields(head, pos, _UNBOUNDED))
+            if (field.number, field.wire) == (1, _wire.VARINT):
+                if field.value != 1:
+                    return False
+            elif (field.number, field.wire) == (2, _wire.LEN) and _starts_like_meta_graph(head, field):
+                meta_graphs += 1
+            else:
+                return False
+            pos = field.end
+    except (_wire.WireError, IndexError, StopIteration):  # a field cut by the end of the first bytes
+        pass
+    return meta_graphs > 0
+
+
+def _starts_like_meta_graph(head: bytes, field: _wire.Field) -> bool:
+    if field.value_start >= len(head):
+        return True
+    tag, _ = _wire.read_varint(head, field.value_start, len(head))
+    return 1 <= tag >> 3 <= 7 and tag & 7 == _wire.LEN
+
+
+def _refuse_saved_model(found: Probe) -> Model:
+    raise UnsupportedError(f"a TensorFlow SavedModel: {_SAVED_MODEL_IS}", path=found.path, hint=_SAVED_MODEL_HINT)
+
+
+_UNBOUNDED = 1 << 62
+_SAVED_MODEL = Format("tensorflow-savedmodel", "TensorFlow SavedModels (saved_model.pb): recognised, not read",
+                     sniff=_sniff_saved_model, read=_refuse_saved_model)

@@ -15,7 +15,7 @@ from ..formats.keras import architecture
 from ..formats.keras.config import ConfigLayer, remember_architecture
 from ..formats.keras.layout import replay_names, saved_layers
 from ..model import Layer, Model, Tensor
-from .canonical import Unit, canonical_shape, in_channels, out_channels, units
+from .canonical import Fold, Unit, canonical_shape, in_channels, out_channels, units
 from .diff import align
 
 #: Formats Keras 3's ``load_weights`` reads by layer path (``layers/conv2d_1/vars/0``), not by position.
@@ -31,7 +31,7 @@ class Finding:
     """One problem (or a note) with the tensors involved and the fix.
 
     ``kind`` is one of ``missing``, ``unexpected``, ``shape``, ``dtype``, ``layout``,
-    ``prefix``, ``head``, ``layer_count``, ``nested``, ``junction``, ``provenance``, ``fits``.
+    ``prefix``, ``head``, ``layer_count``, ``nested``, ``folded``, ``junction``, ``provenance``, ``fits``.
     ``severity`` is ``error`` (the framework's load fails), ``warning`` (it loads but
     something is wrong) or ``info``.
     """
@@ -84,7 +84,16 @@ def check_into(checkpoint: Model, model: Model) -> CheckReport:
         if report.errors():
             return _nested_fit(checkpoint, model, semantics) or report
         return report
-    return _keyed_semantics(checkpoint, model)
+    report = _keyed_semantics(checkpoint, model)
+    if report.errors() and model.format == "onnx" and checkpoint.format != "onnx":
+        return _folded_export(checkpoint, model) or report
+    return report
+
+
+def _folded_export(checkpoint: Model, model: Model) -> CheckReport | None:
+    """The structural report when the ONNX graph is the checkpoint's own export with its batch norms folded."""
+    structural = _cross_format(checkpoint, model)
+    return structural if any(f.kind == "folded" for f in structural.findings) else None
 
 
 def _framework(model: Model) -> str:
@@ -427,7 +436,8 @@ def _collect_paths(found: dict[str, Layer], prefix: str, layers: list[Layer], co
 
 def _cross_format(checkpoint: Model, model: Model) -> CheckReport:
     report = CheckReport("into", "cross-format")
-    for pair in align(units(checkpoint), units(model)):
+    pairs = align(units(checkpoint), units(model), fold_norms=True)
+    for pair in pairs:
         have, want = pair.a, pair.b
         if have is not None and want is not None:
             _cross_pair(have, want, report)
@@ -439,10 +449,14 @@ def _cross_format(checkpoint: Model, model: Model) -> CheckReport:
             report.findings.append(Finding("unexpected", "error", f"checkpoint layer {have.path!r} has no "
                                            "counterpart in the model", [t.name for t in have.tensors.values()],
                                            fix="drop it"))
+    report.findings[:0] = _folded_findings([(p.a, p.b) for p in pairs if p.a and p.b and (p.a.fold or p.b.fold)])
     return report
 
 
 def _cross_pair(have: Unit, want: Unit, report: CheckReport) -> None:
+    """One aligned pair. Where one side's batch norm is folded into the other's convolution (`_folded_findings`
+    says so), no tensor is renamed: a renamed key would carry the unfolded values; and into a model that keeps
+    the batch norm apart, none is paired."""
     for role, want_tensor in want.tensors.items():
         have_tensor = have.tensors.get(role)
         if have_tensor is None:
@@ -452,11 +466,54 @@ def _cross_pair(have: Unit, want: Unit, report: CheckReport) -> None:
             report.findings.append(Finding("shape", "error", f"{want_tensor.name}: model {list(want_tensor.shape)}, "
                                            f"checkpoint {have_tensor.name} {list(have_tensor.shape)}",
                                            [want_tensor.name]))
-        else:
-            report.renames[have_tensor.name] = want_tensor.name
-            report.pairs.append((want_tensor, have_tensor))
-            if have_tensor.shape != want_tensor.shape:
-                report.findings.append(_layout_finding(want_tensor.name, have_tensor, want_tensor))
+        elif want.fold is None:
+            report.pairs.append((want_tensor, have_tensor))  # a folded view's tensors read the folded values
+            if have.fold is None:
+                report.renames[have_tensor.name] = want_tensor.name
+                if have_tensor.shape != want_tensor.shape:
+                    report.findings.append(_layout_finding(want_tensor.name, have_tensor, want_tensor))
+
+
+def _folded_findings(folded: list[tuple[Unit, Unit]]) -> list[Finding]:
+    """One finding for the checkpoint's batch norms the model has folded into its convolutions, one for the
+    reverse: the plain load cannot put either into the other's tensors."""
+    into_model = [(have.fold, want) for have, want in folded if have.fold is not None]
+    into_checkpoint = [(have, want.fold) for have, want in folded if want.fold is not None]
+    findings = []
+    if into_model:
+        findings.append(_folded_checkpoint(into_model))
+    if into_checkpoint:
+        findings.append(_folded_model(into_checkpoint))
+    return findings
+
+
+def _folded_checkpoint(folds: list[tuple[Fold, Unit]]) -> Finding:
+    """The checkpoint's convolutions and batch norms against the convolutions the model folds them into."""
+    listed = ", ".join(f"{fold.conv.path} + {fold.norm.path} → {want.path}" for fold, want in folds[:6])
+    keras = all(want.framework == "keras" for _, want in folds)
+    then = ("`--fix OUT` writes the folded weights" if keras else "`--fix` does not fold them; or export the model "
+            "again with its batch norms kept (torch.onnx.export(..., do_constant_folding=False))")
+    epsilons = ", ".join(dict.fromkeys(fold.epsilon_note for fold, _ in folds))
+    tensors = [t for fold, want in folds for unit in (fold.conv, fold.norm, want) for t in unit.tensors.values()]
+    more = " ..." if len(folds) > 6 else ""
+    return Finding("folded", "error", f"{len(folds)} convolution(s) of the checkpoint and the batch norm after each "
+                   f"are one convolution in the model, with the batch norm folded in: {listed}{more}; the "
+                   "checkpoint's tensors cannot be loaded into them as they are",
+                   list(dict.fromkeys(t.name for t in tensors)),
+                   fix=f"fold them first: weight W·γ/√(σ²+ε), bias (b−μ)·γ/√(σ²+ε)+β ({epsilons}); {then}")
+
+
+def _folded_model(folds: list[tuple[Unit, Fold]]) -> Finding:
+    """The checkpoint's folded convolutions against the model's convolutions and batch norms."""
+    listed = ", ".join(f"{have.path} → {fold.conv.path} + {fold.norm.path}" for have, fold in folds[:6])
+    epsilons = ", ".join(dict.fromkeys(fold.epsilon_note for _, fold in folds))
+    tensors = [t for have, fold in folds for unit in (have, fold.conv, fold.norm) for t in unit.tensors.values()]
+    return Finding("folded", "error", f"{len(folds)} convolution(s) of the checkpoint have a batch norm folded in; "
+                   f"the model keeps them apart: {listed}{' ...' if len(folds) > 6 else ''}",
+                   list(dict.fromkeys(t.name for t in tensors)),
+                   fix="load each one's weight and bias into the model's convolution (without a bias there, into the "
+                   "batch norm's β) and make the batch norm the identity: γ = 1, β = 0, μ = 0, σ² = 1 − ε "
+                   f"({epsilons}); `--fix` does not: the model keeps its own values for both")
 
 
 def check_document(report: CheckReport) -> dict:

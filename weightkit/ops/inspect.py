@@ -1,21 +1,29 @@
 """What a file holds, as data: totals and the JSON document ``weightkit inspect --json`` prints.
 
 The document's shape is described in ``docs/json.md``; ``schema_version`` changes
-only when a field changes meaning or disappears.
+only when a field changes meaning or disappears. Every command's document carries the same
+``schema_version`` and speaks one vocabulary: a layer is named by its ``path`` (``outer/inner``
+when nested), a tensor or graph port by its ``name``, a framework's own class or op by ``type``,
+and a shape's dimensions as `shape_document` writes them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..arch.flat import HEAD_NAMES
-from ..model import Layer, Model, Tensor, TensorSpec
+from ..kinds import NON_TRAINABLE_ROLES
+from ..model import Dim, Layer, Model, Tensor, TensorSpec
 from .canonical import Unit, in_channels, out_channels, units
 
-__all__ = ["SCHEMA_VERSION", "Totals", "HeadlessBackbone", "totals", "headless_backbone", "inspect_document"]
+__all__ = ["SCHEMA_VERSION", "Totals", "HeadlessBackbone", "totals", "headless_backbone", "inspect_document",
+           "is_buffer", "layer_params", "shape_document"]
 
-SCHEMA_VERSION = 1
+#: 2: layers are named by ``path``; Keras's free batch dimension is ``"batch"``; PyTorch buffers are
+#: counted apart from parameters (``totals.buffers``); ``convert`` says ``type``, not ``class_name``.
+SCHEMA_VERSION = 2
 
 _CONV_KINDS = frozenset({"conv1d", "conv2d", "conv3d", "depthwise_conv2d", "separable_conv2d"})
 _NORM_KINDS = frozenset({"batch_norm", "group_norm", "layer_norm"})
@@ -27,7 +35,11 @@ _NOT_A_FEATURE_MAP = frozenset({"dense", "embedding", "lstm", "gru", "rnn", "att
 class Totals:
     """Counts over every layer tensor of a model (extras such as optimizer state apart).
 
-    ``trainable`` and ``non_trainable`` are None when the file cannot tell.
+    ``params`` counts what the model's framework calls its parameters: every weight of a Keras
+    model (as ``count_params`` does, non-trainable ones included), the parameters of a PyTorch
+    checkpoint without its buffers (as ``sum(p.numel() for p in model.parameters())`` does).
+    ``buffers`` is the values of those buffers (None where the framework has none);
+    ``trainable`` and ``non_trainable`` split ``params``, and are None when the file cannot tell.
     """
 
     layers: int
@@ -37,6 +49,7 @@ class Totals:
     non_trainable: int | None
     nbytes: int
     bytes_by_dtype: dict[str, int] = field(default_factory=dict)
+    buffers: int | None = None
 
 
 def totals(model: Model) -> Totals:
@@ -45,9 +58,10 @@ def totals(model: Model) -> Totals:
     by_dtype: dict[str, int] = {}
     for tensor in tensors:
         by_dtype[tensor.dtype] = by_dtype.get(tensor.dtype, 0) + tensor.nbytes
-    known = all(t.trainable is not None for t in tensors) and bool(tensors)
-    trainable = sum(t.size for t in tensors if t.trainable) if known else None
-    params = sum(t.size for t in tensors)
+    parameters = [t for t in tensors if not is_buffer(model, t)]
+    known = all(t.trainable is not None for t in parameters) and bool(parameters)
+    trainable = sum(t.size for t in parameters if t.trainable) if known else None
+    params = sum(t.size for t in parameters)
     return Totals(
         layers=sum(1 for _ in model.walk()),
         tensors=len(tensors),
@@ -56,7 +70,37 @@ def totals(model: Model) -> Totals:
         non_trainable=params - trainable if trainable is not None else None,
         nbytes=sum(by_dtype.values()),
         bytes_by_dtype=dict(sorted(by_dtype.items(), key=lambda item: -item[1])),
+        buffers=sum(t.size for t in tensors) - params if _has_buffers(model) else None,
     )
+
+
+def is_buffer(model: Model, tensor: Tensor) -> bool:
+    """Is ``tensor`` what PyTorch registers as a buffer, not a parameter: a norm's running statistics or
+    its batch counter (``running_mean``, ``running_var``, ``num_batches_tracked``) in a file keyed as a
+    PyTorch state_dict. Keras counts such weights among its parameters (as non-trainable): never a buffer."""
+    return _has_buffers(model) and tensor.role in NON_TRAINABLE_ROLES
+
+
+def layer_params(model: Model, layer: Layer) -> int:
+    """The parameters of ``layer`` and its sublayers, counted as `totals` counts them (buffers apart)."""
+    return sum(t.size for t in layer.all_tensors() if not is_buffer(model, t))
+
+
+def _has_buffers(model: Model) -> bool:
+    """Files keyed as PyTorch state_dicts: torch checkpoints, and safetensors files not written by another framework."""
+    return model.framework == "pytorch" or (model.framework is None and model.format.endswith("safetensors"))
+
+
+def shape_document(model: Model, shape: Sequence[Dim] | None) -> list[Dim] | None:
+    """A shape as every JSON document writes it: integers are sizes, strings name a free dimension, null is
+    a free dimension without a name. A Keras shape's first axis is the batch: left free (None), it is
+    ``"batch"``, as in the ONNX graph `weightkit.convert` writes."""
+    if shape is None:
+        return None
+    dims = list(shape)
+    if model.framework == "keras" and dims and dims[0] is None:
+        dims[0] = "batch"
+    return dims
 
 
 @dataclass
@@ -132,9 +176,9 @@ def inspect_document(model: Model) -> dict[str, Any]:
         "framework_version": model.framework_version,
         "has_graph": model.has_graph,
         "metadata": model.metadata,
-        "inputs": [_spec(spec) for spec in model.inputs],
-        "outputs": [_spec(spec) for spec in model.outputs],
-        "layers": [_layer(layer) for layer in model.layers],
+        "inputs": [_spec(model, spec) for spec in model.inputs],
+        "outputs": [_spec(model, spec) for spec in model.outputs],
+        "layers": [_layer(model, layer, layer.name) for layer in model.layers],
         "extras": {group: [_tensor(t) for t in tensors] for group, tensors in model.extras.items()},
         "totals": total.__dict__,
         "backbone_without_head": _optional(headless_backbone(model)),
@@ -145,19 +189,19 @@ def _optional(found: HeadlessBackbone | None) -> dict[str, Any] | None:
     return asdict(found) if found is not None else None
 
 
-def _spec(spec: TensorSpec) -> dict[str, Any]:
-    return {"name": spec.name, "shape": list(spec.shape) if spec.shape is not None else None, "dtype": spec.dtype}
+def _spec(model: Model, spec: TensorSpec) -> dict[str, Any]:
+    return {"name": spec.name, "shape": shape_document(model, spec.shape), "dtype": spec.dtype}
 
 
-def _layer(layer: Layer) -> dict[str, Any]:
+def _layer(model: Model, layer: Layer, path: str) -> dict[str, Any]:
     return {
-        "name": layer.name,
+        "path": path,
         "kind": layer.kind,
         "type": layer.type_name,
-        "params": layer.num_params,
+        "params": layer_params(model, layer),
         "inbound": layer.inbound,
         "tensors": [_tensor(t) for t in layer.tensors.values()],
-        "layers": [_layer(sub) for sub in layer.layers],
+        "layers": [_layer(model, sub, f"{path}/{sub.name}") for sub in layer.layers],
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..arch import Architecture
 from ..arch.flat import FlatLayers
@@ -21,15 +22,18 @@ from ..model import Model
 from .check import CheckReport
 from .junction import check_junction
 
-__all__ = ["MergeResult", "merge_models", "save_merged"]
+__all__ = ["MergeResult", "merge_models", "save_merged", "merge_document"]
 
 
 @dataclass
 class MergeResult:
-    """The joined model (it holds the parts' files open until closed) and the junction check."""
+    """The joined model (it holds the parts' files open until closed) and the junction check; once
+    written, the file (``output``) and its format as read back (``output_format``)."""
 
     model: Model
     report: CheckReport
+    output: str | None = None
+    output_format: str | None = None
 
     def close(self) -> None:
         self.model.close()
@@ -41,23 +45,24 @@ class MergeResult:
         self.close()
 
 
-def merge_models(backbone: Model, head: Model, *, force: bool = False, backbone_prefix: str | None = None,
+def merge_models(backbone: Model, head: Model, *, ignore_junction: bool = False, backbone_prefix: str | None = None,
                  head_prefix: str | None = None) -> MergeResult:
     """One model from ``backbone`` then ``head``; the junction is checked first.
 
     Key prefixes that `split_model` stripped come back (from the parts' records, or
-    ``backbone_prefix`` / ``head_prefix``).
+    ``backbone_prefix`` / ``head_prefix``). ``ignore_junction`` joins a head that does not
+    fit (the report still lists why it does not).
 
     Raises:
-        UsageError: the head does not fit the backbone (unless ``force``), or the two
+        UsageError: the head does not fit the backbone (unless ``ignore_junction``), or the two
             cannot be joined (different frameworks, a Keras head without an architecture
             on a backbone with one).
     """
     report = check_junction(backbone, head)
     errors = report.errors()
-    if errors and not force:
+    if errors and not ignore_junction:
         raise UsageError(f"the head does not fit the backbone: {errors[0].message}",
-                         hint="pass --force to merge anyway")
+                         hint="pass --ignore-junction, or ignore_junction=True, to merge it anyway")
     if backbone.framework != head.framework:
         raise UsageError(f"cannot join a {backbone.framework or backbone.format} backbone and a "
                          f"{head.framework or head.format} head", hint="convert one of them first")
@@ -67,6 +72,21 @@ def merge_models(backbone: Model, head: Model, *, force: bool = False, backbone_
     else:
         merged = architecture.join(backbone, head)
     return MergeResult(merged, report)
+
+
+def merge_document(result: MergeResult) -> dict[str, Any]:
+    """The merge as JSON-ready data (``weightkit merge --json``; see docs/json.md): the file written and its
+    format (null before it is), whether a head that does not fit was joined anyway, and the junction check."""
+    from .check import check_document
+    from .inspect import SCHEMA_VERSION
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "output": result.output,
+        "format": result.output_format,
+        "junction_ignored": bool(result.report.errors()),
+        "check": check_document(result.report),
+    }
 
 
 def _joining(backbone: Model, head: Model) -> Architecture:
@@ -83,8 +103,9 @@ def _joining(backbone: Model, head: Model) -> Architecture:
 
 
 def save_merged(merged: Model, path: str | os.PathLike[str], format: str | None = None, *,
-                force: bool = False) -> None:
-    """Write ``merged`` to ``path`` (as `weightkit.formats.write` does), then read the file back to vouch for it.
+                force: bool = False) -> str:
+    """Write ``merged`` to ``path`` (as `weightkit.formats.write` does), then read the file back to vouch for it;
+    returns the format the file reads back as (``keras-zip``, ``torch-zip``, ...).
 
     The file must hold every tensor of ``merged`` (by layer and role, with its shape) and, for a
     Keras model, a complete graph (`weightkit.arch.keras.graph_problems`).
@@ -95,28 +116,30 @@ def save_merged(merged: Model, path: str | os.PathLike[str], format: str | None 
     """
     write(merged, path, format, force=force)
     try:
-        problems, written = _read_back(merged, Path(path))
+        problems, written, written_format = _read_back(merged, Path(path))
     except Exception:
         Path(path).unlink(missing_ok=True)
         raise
-    if problems:
-        for file in written:
-            file.unlink(missing_ok=True)
-        others = len(problems) - 1
-        more = f", and {others} more difference{'s' if others > 1 else ''}" if others else ""
-        raise WeightkitError(f"the merged file does not read back as the merged model: {problems[0]}{more}",
-                             hint="this is a bug in weightkit, not in your files; the file was removed, "
-                                  "please report it with the two parts", path=Path(path))
+    if not problems:
+        return written_format
+    for file in written:
+        file.unlink(missing_ok=True)
+    others = len(problems) - 1
+    more = f", and {others} more difference{'s' if others > 1 else ''}" if others else ""
+    raise WeightkitError(f"the merged file does not read back as the merged model: {problems[0]}{more}",
+                         hint="this is a bug in weightkit, not in your files; the file was removed, "
+                              "please report it with the two parts", path=Path(path))
 
 
-def _read_back(merged: Model, path: Path) -> tuple[list[str], list[Path]]:
-    """What differs between ``merged`` and the file ``path`` it was written to, and the files that make it up."""
+def _read_back(merged: Model, path: Path) -> tuple[list[str], list[Path], str]:
+    """What differs between ``merged`` and the file ``path`` it was written to, the files that make it up,
+    and the format it reads back as."""
     try:
         written = read(path)
     except WeightkitError as error:
-        return [f"weightkit cannot read it ({error})"], [path]
+        return [f"weightkit cannot read it ({error})"], [path], ""
     with written:
-        return _differences(merged, written), written.input_files() or [path]
+        return _differences(merged, written), written.input_files() or [path], written.format
 
 
 def _differences(merged: Model, written: Model) -> list[str]:

@@ -375,7 +375,8 @@ def test_inspect_command(tmp_path, capsys, kind):
     document = json.loads(capsys.readouterr().out)
     assert document["format"] == {"zip": "torch-zip", "legacy": "torch-legacy", "script": "torchscript",
                                   "module": "torch-zip"}[kind]
-    assert document["totals"]["params"] == sum(p.numel() for p in net.state_dict().values())
+    assert document["totals"]["params"] == sum(p.numel() for p in net.parameters())
+    assert document["totals"]["buffers"] == sum(b.numel() for b in net.buffers())
 
 
 def test_detected_by_content_not_name(tmp_path):

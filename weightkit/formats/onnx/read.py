@@ -25,9 +25,30 @@ __all__ = ["sniff", "read", "write", "model_from_proto", "LABEL"]
 LABEL = "ONNX models (.onnx, with external data)"
 
 
+#: A bound no file reaches: the ModelProto fields are judged as if the file went on past its end.
+_UNBOUNDED = 1 << 62
+
+
 def sniff(probe: Probe) -> bool:
-    """ONNX has no magic number: the first protobuf fields must be ModelProto's, ir_version first among them."""
-    return _onnx_wire.looks_like_model(probe.head, probe.size)
+    """ONNX has no magic number: the first protobuf fields must be ModelProto's, ir_version first among them.
+    A file whose fields run past its end is a truncated model, taken so that `read` can say so."""
+    return _onnx_wire.looks_like_model(probe.head, probe.size) or truncated_at(probe) is not None
+
+
+def truncated_at(probe: Probe) -> int | None:
+    """For a file that starts like an ONNX model but ends before one of its first fields does: where that
+    field ends (so at least the size the whole file had). None otherwise."""
+    if not _onnx_wire.looks_like_model(probe.head, _UNBOUNDED):
+        return None
+    try:
+        for field in _onnx_wire.fields(probe.head, 0, _UNBOUNDED):
+            if field.end > probe.size:
+                return field.end
+            if field.end >= len(probe.head):
+                return None
+    except (_onnx_wire.WireError, IndexError):  # a field cut by the end of the first bytes
+        return None
+    return None
 
 
 def read(probe: Probe) -> Model:
@@ -37,8 +58,15 @@ def read(probe: Probe) -> Model:
         FileFormatError: a truncated or corrupted protobuf, a model without a graph, missing external data.
         UnsafeFileError: external data that leaves the model's folder or is not a plain file.
     """
+    from ...errors import FileFormatError
     from .._owned import owned_by_model
     from .source import OnnxSource
+
+    end = truncated_at(probe)
+    if end is not None:
+        raise FileFormatError(f"a truncated ONNX model: the file ends at {probe.size:,} bytes, but its fields run "
+                              f"to at least {end:,}", path=probe.path,
+                              hint="the download or copy stopped early; fetch the file again")
 
     with _collector_paused():
         return owned_by_model(OnnxSource(probe.path), _model)

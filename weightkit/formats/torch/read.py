@@ -31,6 +31,9 @@ __all__ = ["sniff", "read", "LABEL", "MAX_PICKLE_BYTES"]
 
 LABEL = "PyTorch checkpoints (.pt/.pth/.bin/.ckpt: zip, legacy and tar formats; TorchScript archives)"
 
+#: What a TorchScript archive holds (``metadata["description"]``): its architecture is code, kept but never run.
+SCRIPT_DESCRIPTION = "a TorchScript module: weights readable, architecture as TorchScript code (kept, never run)"
+
 #: The largest ``data.pkl`` read (a pickle describes tensors; their data lives elsewhere).
 MAX_PICKLE_BYTES = 1 << 30
 _MAX_RECORD_BYTES = 64
@@ -152,6 +155,7 @@ def _zip_metadata(archive: zipfile.ZipFile, folder: str, byteorder: str | None, 
     if version:
         metadata["file_format_version"] = version
     if is_script:
+        metadata["description"] = SCRIPT_DESCRIPTION
         metadata["code_files"] = sum(1 for n in names if n.startswith(f"{folder}/code/") and n.endswith(".py"))
     metadata.update(_weightkit_records(archive, folder, path))
     return metadata
