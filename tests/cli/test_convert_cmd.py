@@ -56,7 +56,7 @@ def test_verify_ok_and_skipped(keras, capsys, fixtures, tmp_path):
     inputs = keras.Input((5, 5, 3))
     keras.Model(inputs, keras.layers.Conv2D(2, 3)(inputs)).save(tmp_path / "m.keras")
     code, out, _ = run(capsys, "convert", tmp_path / "m.keras", "-o", tmp_path / "m.onnx", "--verify")
-    assert code == 0 and "verify" in out and "ok: largest absolute difference" in out
+    assert code == 0 and "verify" in out and "ok: largest difference" in out and "of the output's scale" in out
     code, out, _ = run(capsys, "convert", fixtures / CNN, "-o", tmp_path / "cnn.onnx", "--verify", "--json")
     verification = json.loads(out)["verification"]
     assert code == 0 and verification["ran"] is False and "cannot load" in verification["reason"]
@@ -65,7 +65,8 @@ def test_verify_ok_and_skipped(keras, capsys, fixtures, tmp_path):
 def test_verify_failure_exits_1(capsys, fixtures, tmp_path, monkeypatch):
     from weightkit.keras2onnx import verify as verify_module
 
-    failed = verify_module.Verification(True, max_abs_diff=0.5, max_abs_output=1.0, passed=False, keras="Keras 3")
+    failed = verify_module.Verification(True, max_abs_diff=0.5, max_rel_diff=0.5, max_abs_output=1.0, passed=False,
+                                        keras="Keras 3")
     monkeypatch.setattr(verify_module, "verify", lambda *args, **kwargs: failed)
     code, out, _ = run(capsys, "convert", fixtures / CNN, "-o", tmp_path / "m.onnx", "--verify")
     assert code == 1 and "FAILED, above tolerance" in out and "0.5" in out
@@ -86,3 +87,13 @@ def test_bad_files_are_one_line(capsys, tmp_path, content):
     (tmp_path / "bad.h5").write_bytes(content)
     code, _, err = run(capsys, "convert", tmp_path / "bad.h5", "-o", tmp_path / "bad.onnx")
     assert code == 2 and err.startswith("weightkit: error:") and err.count("\n") == 1
+
+
+def test_verify_failure_names_where_keras_departs_from_tensorflow(keras, capsys, tmp_path):
+    """Same-padded average pooling on an even input: the ONNX follows TensorFlow, Keras's torch backend does not."""
+    inputs = keras.Input((8, 8, 2))
+    outputs = keras.layers.AveragePooling2D(3, strides=2, padding="same", name="pool")(inputs)
+    keras.Model(inputs, outputs).save(tmp_path / "pool.keras")
+    code, out, _ = run(capsys, "convert", tmp_path / "pool.keras", "-o", tmp_path / "pool.onnx", "--verify")
+    text = " ".join(out.split())
+    assert code == 1 and "FAILED" in text and "pool (AveragePooling2D" in text and "TensorFlow" in text

@@ -86,7 +86,7 @@ def _print_summary(report: Any, verification: Any) -> None:
     rows += [("output", f"{p.name} {_dims(p.shape)} {p.layout}") for p in report.outputs]
     rows += [("warning", warning) for warning in report.warnings]
     if verification is not None:
-        rows.append(("verify", _verification_line(verification)))
+        rows.append(("verify", verification.summary()))
     if not sys.stdout.isatty():  # plain text, and no rich import, when piped
         width = max(len(label) for label, _ in rows)
         print("\n".join(f"{label:<{width}}  {text}" for label, text in rows))
@@ -104,13 +104,3 @@ def _print_summary(report: Any, verification: Any) -> None:
 
 def _dims(shape: list[Any]) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
-
-
-def _verification_line(verification: Any) -> str:
-    if not verification.ran:
-        return f"skipped: {verification.reason}"
-    if verification.max_abs_diff is None:
-        return f"FAILED: {verification.reason}"
-    verdict = "ok" if verification.passed else "FAILED, above tolerance"
-    return (f"{verdict}: largest absolute difference {verification.max_abs_diff:.3g} against {verification.keras} "
-            f"(tolerance {verification.tolerance:g}, outputs up to {verification.max_abs_output:.3g})")
