@@ -40,6 +40,12 @@ def test_an_input_shape_with_a_zero_size_is_a_usage_error(capsys, mobilenet_part
     assert code == 2 and err.startswith("weightkit: error: --input-shape '128,128,0': every size must be a positive")
 
 
+def test_an_input_shape_with_into_is_refused_not_ignored(capsys, mobilenet_parts):
+    backbone, head = mobilenet_parts
+    code, _, err = run(capsys, "check", backbone, "--into", backbone, "--input-shape", "64,64,3")
+    assert code == 2 and "with --into it would change nothing" in err and len(err.strip().splitlines()) == 1
+
+
 def test_a_full_input_shape_shows_the_feature_map_and_the_grid_the_head_needs(capsys, mobilenet_parts):
     backbone, head = mobilenet_parts
     code, out, _ = run(capsys, "check", backbone, head, "--input-shape", "128,128,3")

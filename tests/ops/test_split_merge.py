@@ -7,6 +7,7 @@ import pytest
 
 import weightkit
 from weightkit.errors import UsageError
+from weightkit.ops.inspect import totals
 from weightkit.ops.merge import merge_models
 from weightkit.ops.split import boundaries, propose_boundary, split_model
 
@@ -290,10 +291,10 @@ def test_the_parts_hold_every_parameter_of_the_model(every_kind):
     path, _, _ = every_kind
     with weightkit.load(path) as model:
         result = split_model(model)
-        total = model.num_params
+        total = totals(model).params  # torch: parameters only, buffers apart (as inspect counts)
         assert result.boundary.backbone_params + result.boundary.head_params == total
-        assert result.boundary.backbone_params == result.backbone.num_params > 0
-        assert result.boundary.head_params == result.head.num_params > 0
+        assert result.boundary.backbone_params == totals(result.backbone).params > 0
+        assert result.boundary.head_params == totals(result.head).params > 0
         for found in boundaries(model):
             assert found.backbone_params + found.head_params in (total, 0)  # 0: ONNX does not count when listing
         result.backbone.close(), result.head.close()
@@ -340,3 +341,17 @@ def test_keras_sequential_lists_no_inverted_input_and_refuses_an_empty_head(tmp_
     assert not (tmp_path / "parts").exists()
     with weightkit.load(path) as model, pytest.raises(UsageError, match="is an input"):
         split_model(model, entry)
+
+
+def test_torch_split_counts_parameters_as_torch_does(tmp_path):
+    """Both sides' counts are sum(p.numel() for p in parameters()): running statistics are buffers, not parameters."""
+    import torch
+
+    from tests.nets import torch_cnn
+
+    net = torch_cnn()
+    torch.save(net.state_dict(), tmp_path / "cnn.pt")
+    with weightkit.split(tmp_path / "cnn.pt", at="bn2") as parts:
+        boundary = parts.boundary
+    assert boundary.backbone_params + boundary.head_params == sum(p.numel() for p in net.parameters())
+    assert boundary.head_params == sum(p.numel() for p in net.fc.parameters())

@@ -32,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.head is None) == (args.into is None):
         raise UsageError("give either BACKBONE HEAD or CHECKPOINT --into MODEL")
+    if args.input_shape and args.into:
+        raise UsageError("--input-shape sizes the backbone for BACKBONE HEAD; with --into it would change nothing",
+                         hint="leave it out: loading a checkpoint does not depend on the input size")
     if args.fix and not args.into:
         raise UsageError("--fix works with CHECKPOINT --into MODEL")
     with load(args.first) as first, load(args.into or args.head) as second:

@@ -18,6 +18,7 @@ from ..errors import UsageError
 from ..model import Dim, Model
 from ..records import PROVENANCE_KEY, STRIPPED_PREFIX_KEY
 from .fingerprint import fingerprint
+from .inspect import layer_params, totals
 
 __all__ = ["Boundary", "SplitResult", "boundaries", "propose_boundary", "split_model", "reprefixed"]
 
@@ -104,7 +105,7 @@ def split_model(model: Model, at: str | None = None, *, head_prefixes: list[str]
     if strip_prefixes:
         _strip_common_prefix(backbone)
         _strip_common_prefix(head)
-    boundary.backbone_params, boundary.head_params = backbone.num_params, head.num_params
+    boundary.backbone_params, boundary.head_params = totals(backbone).params, totals(head).params
     _record_provenance(backbone, head)
     return SplitResult(backbone, head, boundary)
 
@@ -166,7 +167,7 @@ def _params(model: Model, names: list[str] | None) -> int:
     if names is None:
         return 0
     taken = set(names)
-    return sum(layer.num_params for layer in model.layers if layer.name in taken)
+    return sum(layer_params(model, layer) for layer in model.layers if layer.name in taken)
 
 
 def _junction_shape(backbone: Model, head: Model) -> tuple[Dim, ...] | None:
