@@ -39,15 +39,15 @@ def read_with_architecture(path: str | os.PathLike[str], arch: str | os.PathLike
         UsageError: ``path`` is not a Keras file, or ``arch`` holds no architecture.
         FileFormatError: either file cannot be read.
     """
-    from .. import read
+    from .. import detect
     from .._owned import owned_by_model
     from .._parsers.hdf5 import H5Source
     from .h5 import read_source
 
     given = read_architecture(arch)
-    with read(path) as weights:
-        if weights.framework != "keras" or weights.format == "keras-zip":
-            raise UsageError(f"--arch gives an architecture to Keras .h5 weights; {path} is {weights.format}")
+    found, _ = detect(path)  # the format by content, without reading the file's layers a first time
+    if found.name != "keras-h5":
+        raise UsageError(f"--arch gives an architecture to Keras .h5 weights; {path} is {found.label}")
     model = owned_by_model(H5Source(Path(path)), lambda source: read_source(source, given.record, given.root))
     model.framework_version = model.framework_version or given.keras_version
     model.metadata["architecture_from"] = os.fspath(arch)
