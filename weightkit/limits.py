@@ -70,7 +70,7 @@ class Limit:
 
 ENTRIES = Limit("entries", 1_000_000, "entries (tensors, zip members, HDF5 objects, keys) in one table")
 NESTING = Limit("nesting", 256, "levels of nesting (JSON, HDF5 groups, pickled containers, protobuf)")
-JSON_BYTES = Limit("json_bytes", 128 * 2**20, "bytes of JSON text (configs, metadata, indexes)")
+JSON_BYTES = Limit("json_bytes", 64 * 2**20, "bytes of JSON text (configs, metadata, indexes)")
 INFLATE_RATIO = Limit("inflate_ratio", 200, "decompressed bytes per stored byte")
 INFLATE_FLOOR = Limit("inflate_floor", 64 * 2**20, "decompressed bytes allowed whatever the ratio")
 MEMBER_BYTES = Limit("member_bytes", 256 * 2**30, "decompressed bytes in one zip member or HDF5 dataset")
