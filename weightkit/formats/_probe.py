@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import FileFormatError
+from ._parsers.zip import check_entry_count
 
 __all__ = ["Probe", "probe"]
 
@@ -29,10 +30,15 @@ class Probe:
         return self.head.startswith(b"PK\x03\x04")
 
     def zip_names(self) -> list[str]:
-        """Entry names of a zip archive ([] for a broken or non-zip file)."""
+        """Entry names of a zip archive ([] for a broken or non-zip file).
+
+        Raises:
+            UnsafeFileError: the archive has more entries than ``limits.ENTRIES``.
+        """
         if self._zip_names is None:
             self._zip_names = []
             if self.is_zip:
+                check_entry_count(self.path)  # before zipfile builds an object per entry
                 try:
                     with zipfile.ZipFile(self.path) as archive:
                         self._zip_names = archive.namelist()

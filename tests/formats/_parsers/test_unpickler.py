@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from weightkit import limits
 from weightkit.errors import FileFormatError, UnsafeFileError, UnsupportedError
 from weightkit.formats._parsers.unpickler import (
     BASE_ALLOWLIST,
@@ -149,16 +150,19 @@ def test_corrupt_pickles_raise_one_clear_error(name):
 
 def test_deeply_nested_tuples_are_refused_before_hashing():
     data = b"\x80\x02)" + b"\x85" * 100_000 + b"}\x94K\x01s."
-    with pytest.raises(FileFormatError, match="nested"):
+    with pytest.raises(UnsafeFileError, match="nesting"):
         unpickle(data)
 
 
-def test_memo_dag_is_built_in_linear_time():
-    """Each level refers twice to the one below: 2**60 paths, 60 objects."""
+def test_memo_dag_is_built_in_linear_time_and_refused_by_its_expanded_size():
+    """Each level refers twice to the one below: 2**60 paths, 60 objects; printing it would never end."""
     data = bytearray(b"\x80\x02]q\x00")
     for level in range(1, 61):
         data += b"(h%ch%cl" % (level - 1, level - 1) + b"q%c" % level
-    result = unpickle(bytes(data + b"."))
+    with pytest.raises(UnsafeFileError, match="object_size"):
+        unpickle(bytes(data + b"."), path="f.pt")
+    with limits.raised(object_size=2**62):
+        result = unpickle(bytes(data + b"."))
     assert result[0] is result[1]
 
 
@@ -183,3 +187,83 @@ def test_paths_and_dates_become_text():
         result = unpickle(pickle.dumps(value, protocol=protocol))
         assert result == {"dir": "/data/run1", "when": "2024-05-06T07:08:09.000010", "day": "2020-01-02",
                           "took": 90.0}
+
+
+# --- bounds (issue 13): opcodes, memo, nesting, expanded size, key size, hash floods -------------
+
+
+def _colliding_keys(count: int) -> list[bytes]:
+    """Int keys i*(2**61-1): all hash to 0, so a dict of them costs O(count**2) to build."""
+    return [pickle.dumps(i * (2**61 - 1), protocol=2)[2:-1] for i in range(count)]
+
+
+@pytest.mark.parametrize("build", [
+    lambda keys: b"\x80\x02}(" + b"".join(key + b"N" for key in keys) + b"u.",  # SETITEMS
+    lambda keys: b"\x80\x02}" + b"".join(key + b"Ns" for key in keys) + b".",  # SETITEM, one by one
+    lambda keys: b"\x80\x04(" + b"".join(keys) + b"\x91.",  # FROZENSET
+    lambda keys: b"\x80\x04\x8f(" + b"".join(keys) + b"\x90.",  # ADDITEMS
+    lambda keys: b"\x80\x02cbuiltins\nset\n(](" + b"".join(keys) + b"etR.",  # builtins.set
+    lambda keys: b"\x80\x02ccollections\nOrderedDict\n(](" + b"".join(k + b"N\x86" for k in keys) + b"etR.",
+], ids=["setitems", "setitem", "frozenset", "additems", "set", "OrderedDict"])
+def test_hash_floods_are_refused_after_a_few_collisions(build):
+    with pytest.raises(UnsafeFileError, match="hash_collisions"):
+        unpickle(build(_colliding_keys(2000)), path="f.pt")
+
+
+def test_text_keys_are_never_counted_as_collisions():
+    big = {f"layer{i}.weight": i for i in range(50_000)}
+    assert unpickle(pickle.dumps(big, protocol=2)) == big
+    ints = {i: i for i in range(5000)}  # distinct hashes: no flood
+    assert unpickle(pickle.dumps(ints, protocol=2)) == ints
+
+
+def test_a_tuple_dag_key_is_refused_before_it_is_hashed():
+    data = bytearray(b"\x80\x02}(\x29q\x000")
+    for level in range(1, 121):
+        data += b"h%ch%c\x86q%c0" % (level - 1, level - 1, level)
+    with pytest.raises(UnsafeFileError, match="object_size"):
+        unpickle(bytes(data + b"h\x78Nu."))
+
+
+def test_keys_bigger_than_key_size_are_refused():
+    key = tuple(range(100))
+    data = pickle.dumps({key: 1}, protocol=2)
+    assert unpickle(data) == {key: 1}
+    with limits.raised(key_size=50), pytest.raises(UnsafeFileError, match="key_size"):
+        unpickle(data)
+
+
+def test_opcodes_and_memo_are_bounded_and_the_limits_raisable(monkeypatch):
+    data = b"\x80\x02" + b"N0" * 1000 + b"N."
+    monkeypatch.setenv("WEIGHTKIT_MAX_PICKLE_OPCODES", "500")
+    with pytest.raises(UnsafeFileError, match="WEIGHTKIT_MAX_PICKLE_OPCODES"):
+        unpickle(data, path="f.pt")
+    monkeypatch.setenv("WEIGHTKIT_MAX_PICKLE_OPCODES", "5000")
+    assert unpickle(data) is None
+    memo = b"\x80\x02N" + b"".join(b"r" + i.to_bytes(4, "little") for i in range(200)) + b"."
+    with limits.raised(pickle_memo=100), pytest.raises(UnsafeFileError, match="pickle_memo"):
+        unpickle(memo)
+    assert unpickle(memo) is None
+
+
+def test_deep_lists_are_refused_by_the_nesting_limit():
+    data = b"\x80\x02" + b"]" * 1000 + b"a" * 999 + b"."
+    with pytest.raises(UnsafeFileError, match="nesting"):
+        unpickle(data)
+    with limits.raised(nesting=2000):
+        assert isinstance(unpickle(data), list)
+
+
+def test_values_are_shown_in_messages_without_being_walked():
+    from weightkit.formats._parsers.unpickler import shown
+    dag: list = []
+    for _ in range(60):
+        dag = [dag, dag]
+    assert shown(dag) == "<list>"
+    assert shown("x" * 1000).endswith("…") and len(shown("x" * 1000)) == 81
+    assert shown(3) == "3" and shown(2**100) == "<int>" and shown(b"ab") == "ab"
+    long_module = "a" * 100_000
+    data = b"\x80\x02c" + long_module.encode() + b"\nB\n)R."
+    with pytest.raises(UnsafeFileError) as caught:
+        unpickle(data)
+    assert len(str(caught.value)) < 500

@@ -6,95 +6,17 @@ under Python's own pickle); after ``weightkit inspect`` the canary must not exis
 
 from __future__ import annotations
 
-import builtins
 import collections
 import io
-import os
 import pickle
-import subprocess
 import zipfile
 
 import pytest
 
+from tests.hostile.torch_cases import legacy_bytes, payloads, write_zip
 from weightkit.cli import main
 
 torch = pytest.importorskip("torch")
-
-MAGIC = 0x1950A86A20F9469CFC6C
-
-
-class Calls:
-    """Pickles as ``target(*args)``: the classic pickle payload."""
-
-    def __init__(self, target, *args):
-        self.target, self.args = target, args
-
-    def __reduce__(self):
-        return self.target, self.args
-
-    def __call__(self, *args):  # pickle wants the callable of a REDUCE to look callable
-        raise AssertionError("never called")
-
-
-def reduce_payload(module: str, name: str, *args) -> bytes:
-    """GLOBAL module.name, args tuple, REDUCE — written by hand so any name can be used."""
-    return (b"\x80\x02c" + module.encode() + b"\n" + name.encode() + b"\n"
-            + pickle.dumps(args, protocol=2)[2:-1] + b"R.")
-
-
-def payloads(canary) -> dict[str, bytes]:
-    touch = f"touch {canary}"
-    create = f"open({str(canary)!r}, 'w')"
-    return {
-        "os.system": pickle.dumps(Calls(os.system, touch), protocol=2),
-        "subprocess.Popen": pickle.dumps(Calls(subprocess.Popen, ["touch", str(canary)]), protocol=2),
-        "subprocess.check_call": pickle.dumps(Calls(subprocess.check_call, ["touch", str(canary)]), protocol=2),
-        "builtins.eval": pickle.dumps(Calls(builtins.eval, create), protocol=2),
-        "builtins.exec": pickle.dumps(Calls(builtins.exec, create), protocol=2),
-        "builtins.getattr": pickle.dumps(Calls(Calls(getattr, Calls(__import__, "os"), "system"), touch), protocol=2),
-        "builtins.__import__": pickle.dumps(Calls(__import__, "os"), protocol=2),
-        "py2 __builtin__.eval": reduce_payload("__builtin__", "eval", create),
-        "nt.system": reduce_payload("nt", "system", touch),
-        "torch.hub.load": reduce_payload("torch.hub", "load", "evil/repo", "model"),
-        "torch.load": reduce_payload("torch", "load", str(canary)),
-        "torch.storage._load_from_bytes": reduce_payload("torch.storage", "_load_from_bytes", b"x"),
-        "numpy runstring": reduce_payload("numpy.testing._private.utils", "runstring", create, {}),
-        "payload inside an OrderedDict": pickle.dumps(
-            collections.OrderedDict(w=Calls(os.system, touch)), protocol=2),
-        "payload as a rebuild argument": reduce_payload("torch._utils", "_rebuild_tensor_v2",
-                                                        Calls(os.system, touch), 0, (1,), (1,)),
-        "_rebuild_from_type_v2 wrapping eval": reduce_payload("torch._tensor", "_rebuild_from_type_v2",
-                                                              eval, None, (create,), None),
-        "copyreg._reconstructor of os": b"\x80\x02ccopy_reg\n_reconstructor\ncposix\nsystem\n"
-        b"c__builtin__\nobject\nN\x87R.",
-        "INST opcode": b"(S'" + touch.encode() + b"'\nios\nsystem\n.",
-        "OBJ opcode": b"(ccollections\nOrderedDict\no.",
-        "STACK_GLOBAL with dotted name": b"\x80\x04\x8c\x0bcollections\x8c\x14OrderedDict.__init__\x93.",
-        "STACK_GLOBAL of posix": b"\x80\x04\x8c\x05posix\x8c\x06system\x93" + pickle.dumps((touch,), 4)[2:-1]
-        + b"R.",
-        "EXT2 opcode": b"\x80\x02\x83\x01\x00.",
-        "memo: REDUCE on a memoized dict": b"\x80\x02}q\x00h\x00)R.",
-        "memo: BUILD on a memoized global": b"\x80\x02ccollections\nOrderedDict\nq\x00h\x00}b.",
-        "memo: unknown index": b"\x80\x02h\x09h\x09R.",
-        "persistent id naming a module": b"\x80\x02(X\x06\x00\x00\x00modulecposix\nsystem\nNNtQ.",
-    }
-
-
-def write_zip(path, data_pkl: bytes, extra: dict[str, bytes] | None = None, folder="archive") -> None:
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr(f"{folder}/data.pkl", data_pkl)
-        for name, data in (extra or {}).items():
-            archive.writestr(f"{folder}/{name}", data)
-        archive.writestr(f"{folder}/version", "3\n")
-
-
-def legacy_bytes(object_pickle: bytes, *, keys: bytes | None = None, sys_info: bytes | None = None,
-                 before_object: bytes = b"", trailer: bytes = b"") -> bytes:
-    header = pickle.dumps(MAGIC, protocol=2) + pickle.dumps(1001, protocol=2)
-    info = sys_info or pickle.dumps({"protocol_version": 1001, "little_endian": True,
-                                     "type_sizes": {"short": 2, "int": 4, "long": 8}}, protocol=2)
-    return header + info + before_object + object_pickle + (keys or pickle.dumps([], protocol=2)) + trailer
-
 
 def assert_refused(path, capsys, named: str | None = None) -> str:
     assert main(["inspect", str(path)]) == 2
@@ -225,5 +147,5 @@ def test_cycles_and_huge_dags_finish(tmp_path, capsys):
     for level in range(1, 200):
         dag += b"}(X\x01\x00\x00\x00ah%cX\x01\x00\x00\x00bh%cuq%c" % (level - 1, level - 1, level)
     write_zip(tmp_path / "dag.pt", bytes(dag + b"."))
-    assert main(["inspect", str(tmp_path / "dag.pt")]) == 0
-    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / "dag.pt")]) == 2  # 2**200 objects when walked: refused at once
+    assert "object_size" in capsys.readouterr().err

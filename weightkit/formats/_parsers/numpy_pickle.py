@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import UnsafeFileError
-from .unpickler import Allowlist, Global
+from .unpickler import Allowlist, Global, shown
 
 __all__ = ["NUMPY_ALLOWLIST", "NumpyDtype", "NumpyArray"]
 
@@ -27,10 +27,10 @@ class NumpyDtype:
 
     def __init__(self, code: Any, align: Any = False, copy: Any = True):
         if isinstance(code, str) and code.lstrip("<>|=").startswith("O"):
-            raise UnsafeFileError(f"the pickle builds a numpy array of Python objects (dtype {code!r}); refused: "
-                                  "unpickling its items could run code", hint="the file may be malicious")
+            raise UnsafeFileError(f"the pickle builds a numpy array of Python objects (dtype {shown(code)!r}); "
+                                  "refused: unpickling its items could run code", hint="the file may be malicious")
         if not isinstance(code, str) or not _SAFE_CODE.match(code):
-            raise ValueError(f"numpy dtype {code!r} is not a plain numeric type")
+            raise ValueError(f"numpy dtype {shown(code)!r} is not a plain numeric type")
         self.dtype = np.dtype(code)
 
     def __pickle_build__(self, state: Any) -> None:

@@ -10,7 +10,10 @@ Calling a `ClassRef` (REDUCE), the INST/OBJ opcodes, extension codes and names
 from modules such as ``os``, ``sys``, ``subprocess`` or ``builtins`` are refused.
 
 Malformed input of every kind ends in `FileFormatError`; nothing here allocates
-more than the pickle's own bytes justify.
+more than the pickle's own bytes justify. The work is bounded by `weightkit.limits`:
+opcodes run, memo entries, nesting, the expanded size of what is built (a part
+shared through the memo counts every time it appears, as printing or hashing
+would walk it), the size of dictionary keys and set items, and keys per hash value.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ... import limits
 from ...errors import FileFormatError, UnsafeFileError, UnsupportedError, WeightkitError
 
 __all__ = [
@@ -40,6 +44,7 @@ __all__ = [
     "unpickle",
     "BASE_ALLOWLIST",
     "BLOCKED_MODULES",
+    "shown",
 ]
 
 #: Modules whose names are refused outright, even as inert class references.
@@ -55,12 +60,28 @@ BLOCKED_MODULES = frozenset({
     "xmlrpc", "requests", "socketserver", "select", "mmap", "resource", "fcntl", "termios",
     "readline", "rlcompleter", "atexit", "faulthandler", "trace", "tracemalloc", "sysconfig",
     "distutils", "setuptools", "pip", "venv", "ensurepip", "_osx_support",
+    "_operator", "cProfile", "profile", "pydoc", "idlelib", "_sitebuiltins", "_bootlocale",
 })
 
 _PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_MAX_NESTING = 200
+_SHOWN_CHARS = 80  # how much of a file's text an error message quotes
+
+
+def shown(value: Any, limit: int = _SHOWN_CHARS) -> str:
+    """A value from a file as message text, never walking or formatting more than ``limit`` characters of it.
+
+    Text is cut to ``limit`` characters and small numbers are shown as they are;
+    anything else (a container that may expand without bound) is named by its type.
+    """
+    if isinstance(value, bytes):
+        value = value[:limit].decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[:limit] + "…"
+    if value is None or isinstance(value, bool | float) or (isinstance(value, int) and value.bit_length() <= 64):
+        return repr(value)
+    return f"<{type(value).__name__}>"
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,7 +215,12 @@ class Unpickler:
         self.stack: list[Any] = []
         self.metastack: list[list[Any]] = []
         self.memo: dict[int, Any] = {}
-        self._depth: dict[int, int] = {}
+        self.memo_limit = limits.PICKLE_MEMO.value
+        self.nesting_limit, self.size_limit = limits.NESTING.value, limits.OBJECT_SIZE.value
+        # Expanded size and nesting depth of each tuple and frozenset built (kept alive with them).
+        self._measured: dict[int, tuple[Any, int, int]] = {}
+        # Keys per hash value in each dict or set that SETITEM(S)/ADDITEMS fill (kept alive with them).
+        self._hash_counts: dict[int, tuple[Any, dict[int, int]]] = {}
         self.protocol = 0
         self.globals_seen: list[str] = []
 
@@ -206,7 +232,9 @@ class Unpickler:
             FileFormatError: the pickle is truncated or malformed.
         """
         try:
-            return self._run()
+            result = self._run()
+            measure(result, self.what)
+            return result
         except _Refusal as refusal:
             raise UnsafeFileError(
                 f"{self.what} {refusal.what}; refused: weightkit never runs code from a file",
@@ -230,9 +258,17 @@ class Unpickler:
                                   path=self.path) from None
 
     def _run(self) -> Any:
-        dispatch = _DISPATCH
+        dispatch, data, end = _DISPATCH, self.data, len(self.data)
+        budget = limits.PICKLE_OPCODES.value
         while True:
-            opcode = self._read(1)[0]
+            budget -= 1
+            if budget < 0:
+                raise limits.PICKLE_OPCODES.refusal(f"more than {limits.PICKLE_OPCODES.value:,}", self.what)
+            position = self.pos
+            if position >= end:
+                raise _Corrupt(f"the data ends at byte {end} before the pickle's STOP opcode")
+            opcode = data[position]
+            self.pos = position + 1
             handler = dispatch.get(opcode)
             if handler is None:
                 raise _Corrupt(f"unknown opcode 0x{opcode:02x}")
@@ -281,15 +317,36 @@ class Unpickler:
         return value
 
     def _hashable(self, kind: type, items: Any) -> Any:
-        """A tuple or frozenset of ``items``, refused when nested deeper than hashing can bear."""
-        depth = 1 + max((self._depth.get(id(item), 1) for item in items if type(item) in (tuple, frozenset)),
-                        default=0)
-        if depth > _MAX_NESTING:
-            raise _Corrupt(f"tuples nested more than {_MAX_NESTING} deep")
-        with _file_fault():
-            value = kind(items)
-        self._depth[id(value)] = depth
+        """A tuple or frozenset of ``items``, its expanded size and depth checked before anything hashes it."""
+        size, depth = 1 + len(items), 1
+        measured = self._measured
+        for item in items:
+            if type(item) is tuple or type(item) is frozenset:
+                found = measured.get(id(item))
+                if found is not None:
+                    size += found[1] - 1
+                    depth = max(depth, found[2] + 1)
+        if depth > self.nesting_limit:
+            raise limits.NESTING.refusal(depth, f"a tuple in {self.what}")
+        if size > self.size_limit:
+            raise limits.OBJECT_SIZE.refusal(size, f"a tuple in {self.what}")
+        value: tuple[Any, ...] | frozenset[Any]
+        if kind is tuple:
+            value = tuple(items)
+        else:
+            with _file_fault():  # an unhashable item
+                check_keys(items)
+                value = frozenset(items)
+        if size > 1:
+            measured[id(value)] = (value, size, depth)
         return value
+
+    def hash_counts(self, target: Any) -> dict[int, int]:
+        """The keys-per-hash-value count of a dict or set that opcodes keep adding to."""
+        entry = self._hash_counts.get(id(target))
+        if entry is None:
+            entry = self._hash_counts[id(target)] = (target, {})
+        return entry[1]
 
     def _pop_mark(self) -> list[Any]:
         if not self.metastack:
@@ -302,13 +359,13 @@ class Unpickler:
     def resolve_global(self, module: str, name: str) -> Global | ClassRef:
         """An allowlisted `Global`, an inert `ClassRef`, or a refusal naming ``module.name``."""
         module = _PY2_MODULES.get(module, module)
-        qualname = f"{module}.{name}"
+        qualname = shown(f"{module}.{name}", 2 * _SHOWN_CHARS)
         self.globals_seen.append(qualname)
         found = self.allowlist.get(module, name)
         if found is not None:
             return found
         if not _MODULE_NAME.match(module):
-            raise _Refusal(f"names a global with a malformed module name {module!r}")
+            raise _Refusal(f"names a global with a malformed module name {shown(module)!r}")
         if not _NAME.match(name):
             raise _Refusal(f"names {qualname}, an attribute chain outside the allowlist")
         if module.split(".")[0] in BLOCKED_MODULES:
@@ -324,7 +381,7 @@ class Unpickler:
         if isinstance(func, Global) and func.builder is not None:
             return _call_builder(func.builder, args, {})
         if isinstance(func, Global | ClassRef):
-            raise _Refusal(f"calls {func.qualname}, which is not on weightkit's allowlist")
+            raise _Refusal(f"calls {shown(func.qualname, 2 * _SHOWN_CHARS)}, which is not on weightkit's allowlist")
         raise _Refusal(f"calls a {type(func).__name__} object ({opcode} on something that is not a global)")
 
     def instantiate(self, cls: Any, args: Any, kwargs: dict[str, Any] | None = None) -> Any:
@@ -335,7 +392,7 @@ class Unpickler:
             return PickledObject(cls.qualname, args + ((kwargs,) if kwargs else ()))
         if isinstance(cls, Global) and cls.builder is not None:
             return _call_builder(cls.builder, args, kwargs or {})
-        name = cls.qualname if isinstance(cls, Global) else type(cls).__name__
+        name = shown(cls.qualname, 2 * _SHOWN_CHARS) if isinstance(cls, Global) else type(cls).__name__
         raise _Refusal(f"creates an object of {name} (NEWOBJ), which is not on weightkit's allowlist")
 
     def build(self, instance: Any, state: Any) -> None:
@@ -389,6 +446,109 @@ def _file_fault() -> Iterator[None]:
         yield
     except TypeError as exc:
         raise _Corrupt(str(exc)) from exc
+
+
+# --- bounds on what the pickle builds ------------------------------------------------------
+
+
+def check_keys(keys: Any, counts: dict[int, int] | None = None) -> None:
+    """Refuse dictionary keys or set items that hashing could not bear.
+
+    Each key may expand to at most ``limits.KEY_SIZE`` objects (a tuple DAG shared
+    through the memo counts every time it appears), and at most
+    ``limits.HASH_COLLISIONS`` keys may share one hash value (``counts`` carries the
+    tally of a container filled over several opcodes). Text and bytes are skipped:
+    their hashes are randomized per process, so a file cannot make them collide.
+    """
+    collision_limit = -1
+    counts = {} if counts is None else counts
+    for key in keys:
+        kind = type(key)
+        if kind is str or kind is bytes:
+            continue
+        if collision_limit < 0:
+            collision_limit = limits.HASH_COLLISIONS.value
+        if kind is tuple or kind is frozenset:
+            _check_key_size(key)
+        value = hash(key)
+        count = counts.get(value, 0) + 1
+        if count > collision_limit:
+            raise limits.HASH_COLLISIONS.refusal(count, "a dictionary or set in the pickle (a hash flood)")
+        counts[value] = count
+
+
+def _check_key_size(key: Any) -> None:
+    """Walk a tuple or frozenset key, stopping as soon as it expands past ``limits.KEY_SIZE``."""
+    limit = limits.KEY_SIZE.value
+    seen, pending = 0, [key]
+    while pending:
+        item = pending.pop()
+        seen += 1
+        if type(item) is tuple or type(item) is frozenset:
+            if seen + len(pending) + len(item) > limit:
+                raise limits.KEY_SIZE.refusal(f"more than {limit:,}", "a dictionary key or set item in the pickle")
+            pending.extend(item)
+
+
+def _children(value: Any) -> list[Any] | tuple[Any, ...]:
+    """What a built value holds: items, keys and values, a record's arguments and state."""
+    kind = type(value)
+    if kind is list or kind is tuple:
+        return value
+    if kind is dict or kind is PickledDict:
+        return [*value.keys(), *value.values(), *(value.attrs.values() if kind is PickledDict else ())]
+    if kind is set or kind is frozenset:
+        return list(value)
+    if kind is PickledObject:
+        return [*value.args, value.state, *value.items.keys(), *value.items.values(), *value.list_items]
+    children = getattr(value, "__pickle_children__", None)
+    return children() if children is not None else ()
+
+
+def measure(root: Any, what: str = "the pickle") -> None:
+    """Refuse a built value whose expanded size exceeds ``limits.OBJECT_SIZE`` or depth ``limits.NESTING``.
+
+    One iterative walk, each container sized once (a shared part adds its size every
+    time it appears, a reference back to a container being walked adds one): what
+    printing, hashing or copying the value would have to walk, measured in linear time.
+    """
+    size_limit, depth_limit = limits.OBJECT_SIZE.value, limits.NESTING.value
+    done: dict[int, tuple[int, int]] = {}
+    active: set[int] = set()
+    frames: list[list[Any]] = [[root, _children(root), 0, 1, 0]]  # value, children, next child, size, depth below
+    active.add(id(root))
+    while frames:
+        frame = frames[-1]
+        children, index = frame[1], frame[2]
+        if index < len(children):
+            frame[2] = index + 1
+            child = children[index]
+            found = done.get(id(child))
+            if frame[3] > size_limit:
+                raise limits.OBJECT_SIZE.refusal(frame[3], f"a value in {what}")
+            if found is not None:
+                frame[3] += found[0]
+                frame[4] = max(frame[4], found[1])
+            elif id(child) in active:
+                frame[3] += 1
+            else:
+                grandchildren = _children(child)
+                if not grandchildren:
+                    frame[3] += 1
+                else:
+                    active.add(id(child))
+                    frames.append([child, grandchildren, 0, 1, 0])
+                    if len(frames) > depth_limit:
+                        raise limits.NESTING.refusal(len(frames), f"a value in {what}")
+            continue
+        frames.pop()
+        active.discard(id(frame[0]))
+        done[id(frame[0])] = (frame[3], frame[4] + 1)
+        if frame[3] > size_limit:
+            raise limits.OBJECT_SIZE.refusal(frame[3], f"a value in {what}")
+        if frames:
+            frames[-1][3] += frame[3]
+            frames[-1][4] = max(frames[-1][4], frame[4] + 1)
 
 
 # --- opcode handlers ------------------------------------------------------------------
@@ -582,6 +742,7 @@ def _dict(m: Unpickler) -> None:
     if len(items) % 2:
         raise _Corrupt("DICT with an odd number of items")
     with _file_fault():
+        check_keys(items[0::2])
         m._push({items[i]: items[i + 1] for i in range(0, len(items), 2)})
 
 
@@ -614,17 +775,17 @@ def _extend(target: Any, items: list[Any]) -> None:
 
 def _setitem(m: Unpickler) -> None:
     value, key = m._pop(), m._pop()
-    _set_items(m._top(), [key, value])
+    _set_items(m, m._top(), [key, value])
 
 
 def _setitems(m: Unpickler) -> None:
     items = m._pop_mark()
     if len(items) % 2:
         raise _Corrupt("SETITEMS with an odd number of items")
-    _set_items(m._top(), items)
+    _set_items(m, m._top(), items)
 
 
-def _set_items(target: Any, items: list[Any]) -> None:
+def _set_items(m: Unpickler, target: Any, items: list[Any]) -> None:
     if isinstance(target, dict):
         destination = target
     elif isinstance(target, PickledObject):
@@ -632,6 +793,7 @@ def _set_items(target: Any, items: list[Any]) -> None:
     else:
         raise _Refusal(f"sets items of a {type(target).__name__} (SETITEM works on dicts only)")
     with _file_fault():
+        check_keys(items[0::2], m.hash_counts(destination))
         for i in range(0, len(items), 2):
             destination[items[i]] = items[i + 1]
 
@@ -642,6 +804,7 @@ def _additems(m: Unpickler) -> None:
     if type(target) is not set:
         raise _Refusal(f"adds items to a {type(target).__name__} (ADDITEMS works on sets only)")
     with _file_fault():
+        check_keys(items, m.hash_counts(target))
         target.update(items)
 
 
@@ -659,24 +822,30 @@ def _long_binget(m: Unpickler) -> None:
 
 def _memo_get(m: Unpickler, index: int) -> Any:
     if index not in m.memo:
-        raise _Corrupt(f"memo entry {index} was never stored")
+        raise _Corrupt(f"memo entry {shown(index)} was never stored")
     return m.memo[index]
 
 
+def _memo_put(m: Unpickler, index: int) -> None:
+    if len(m.memo) >= m.memo_limit and index not in m.memo:
+        raise limits.PICKLE_MEMO.refusal(f"more than {m.memo_limit:,}", m.what)
+    m.memo[index] = m._top()
+
+
 def _put(m: Unpickler) -> None:
-    m.memo[int(m._readline().decode("ascii"))] = m._top()
+    _memo_put(m, int(m._readline().decode("ascii")))
 
 
 def _binput(m: Unpickler) -> None:
-    m.memo[m._unpack(_U1)] = m._top()
+    _memo_put(m, m._unpack(_U1))
 
 
 def _long_binput(m: Unpickler) -> None:
-    m.memo[m._unpack(_U4)] = m._top()
+    _memo_put(m, m._unpack(_U4))
 
 
 def _memoize(m: Unpickler) -> None:
-    m.memo[len(m.memo)] = m._top()
+    _memo_put(m, len(m.memo))
 
 
 def _global(m: Unpickler) -> None:
@@ -781,22 +950,24 @@ def _dict_of(class_name: str, args: tuple[Any, ...]) -> PickledDict:
         pairs = source.items() if isinstance(source, dict) else source
         if not isinstance(pairs, list | tuple) and not isinstance(source, dict):
             raise _Corrupt(f"{class_name} argument is not a list of pairs")
-        for pair in pairs:
-            with _file_fault():  # a pair that is not one, or an unhashable key
-                key, value = pair
-                result[key] = value
+        with _file_fault():  # a pair that is not one, or an unhashable key
+            pairs = [(key, value) for key, value in pairs]
+            check_keys([key for key, _ in pairs])
+            result.update(pairs)
     return result
 
 
 def _set(*args: Any) -> set[Any]:
     items = _sequence("set", args)
     with _file_fault():
+        check_keys(items)
         return set(items)
 
 
 def _frozenset_of(*args: Any) -> frozenset[Any]:
     items = _sequence("frozenset", args)
     with _file_fault():
+        check_keys(items)
         return frozenset(items)
 
 
@@ -869,7 +1040,8 @@ def _timedelta(days: Any = 0, seconds: Any = 0, microseconds: Any = 0) -> float:
 def _reconstructor(cls: Any, base: Any, state: Any = None) -> PickledObject:
     """``copyreg._reconstructor(cls, object, state)``: protocol 0/1 objects, recorded as data."""
     if not isinstance(cls, ClassRef):
-        raise _Refusal(f"rebuilds {getattr(cls, 'qualname', type(cls).__name__)} through copyreg._reconstructor")
+        name = shown(cls.qualname, 2 * _SHOWN_CHARS) if isinstance(cls, Global) else type(cls).__name__
+        raise _Refusal(f"rebuilds {name} through copyreg._reconstructor")
     if not (isinstance(base, Global) and base.qualname in ("builtins.object", "builtins.dict", "builtins.list")):
         raise _Refusal("rebuilds an object on a base class other than object, dict or list")
     return PickledObject(cls.qualname, (), None if state is None else state)

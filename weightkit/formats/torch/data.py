@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from ... import dtypes
+from ... import dtypes, limits
 from ...errors import FileFormatError, ModelClosedError
 from ...model import Tensor
-from .._parsers.zip import member_offset, open_member
+from .._parsers.zip import check_member, inflate_refusal, member_offset, read_member_range
 from .pickle import StorageRef, TorchTensor, element_size
 
 __all__ = ["StorageFile", "ZipStorages", "to_tensor", "zip_errors", "contiguous_strides"]
@@ -91,10 +91,15 @@ class ZipStorages(StorageFile):
         self._archive = archive
         self._prefix = prefix
         self._infos = {info.filename: info for info in archive.infolist() if info.filename.startswith(prefix)}
+        self._archive_size = path.stat().st_size
 
     def available(self, key: str) -> int | None:
+        """Bytes the member declares, once its method and sizes are checked against the archive."""
         info = self._infos.get(self._prefix + key)
-        return None if info is None else info.file_size
+        if info is None:
+            return None
+        check_member(info, self.path, self._archive_size)
+        return info.file_size
 
     def read(self, key: str, start: int, count: int) -> np.ndarray:
         info = self._infos[self._prefix + key]
@@ -102,11 +107,7 @@ class ZipStorages(StorageFile):
             return self._read_at(0, 0)
         with zip_errors(self.path, f"zip member {info.filename}"):
             if info.compress_type != zipfile.ZIP_STORED:
-                with open_member(self._archive, info.filename, self.path) as member:
-                    member.seek(start)
-                    data = member.read(count)
-                if len(data) != count:
-                    raise FileFormatError(f"zip member {info.filename} is shorter than declared", path=self.path)
+                data = read_member_range(self._archive, info, self.path, start, count)
                 return np.frombuffer(bytearray(data), dtype=np.uint8)
             if key not in self.runs:
                 self.runs[key] = (member_offset(self._archive, info, self.path), info.file_size)
@@ -188,27 +189,41 @@ class _Loader:
         self.conj, self.neg = record.conj, record.neg
 
     def __call__(self) -> np.ndarray:
-        if self.count == 0:
+        if math.prod(self.shape) == 0:
             return np.zeros(self.shape, dtype=self.dtype)
         raw = self.storages.read(self.key, self.start, self.count)
         if self.swap:
             unit = self.dtype.itemsize // 2 if self.dtype.kind == "c" else self.dtype.itemsize
             raw.view(f"u{unit}").byteswap(inplace=True)
-        flat = raw.view(self.dtype)
-        array = _strided(flat, self.shape, self.stride)
+        try:
+            flat = raw.view(self.dtype)
+        except ValueError as exc:
+            raise FileFormatError(f"tensor bytes do not make {self.dtype} elements: {exc}",
+                                  path=self.storages.path) from exc
         if self.conj:
-            array = np.conj(array)
+            flat = np.conj(flat)
         if self.neg:
-            array = np.negative(array)
-        return array
+            flat = np.negative(flat)
+        return _strided(flat, self.shape, self.stride, self.storages.path)
 
 
-def _strided(flat: np.ndarray, shape: tuple[int, ...], stride: tuple[int, ...]) -> np.ndarray:
+def _strided(flat: np.ndarray, shape: tuple[int, ...], stride: tuple[int, ...], path: Path) -> np.ndarray:
+    """The tensor over its bytes: reshaped, copied when its elements are distinct, else a read-only view.
+
+    A view whose elements overlap (stride 0, as ``expand`` makes) is never expanded into
+    a copy; one that would stand for more bytes than its real ones may is refused.
+    """
     if stride == contiguous_strides(shape) and flat.size == math.prod(shape):
         return flat.reshape(shape)
     itemsize = flat.dtype.itemsize
+    logical = math.prod(shape) * itemsize
+    if logical > limits.inflate_allowance(flat.nbytes):
+        raise inflate_refusal(flat.nbytes, logical, f"a tensor of {len(shape)} dimensions whose elements overlap "
+                              "(stride 0)", path)
     view = np.lib.stride_tricks.as_strided(flat, shape, tuple(s * itemsize for s in stride), writeable=False)
-    return np.array(view, copy=True)
+    if math.prod(shape) <= flat.size:
+        return np.array(view, copy=True)
+    return view
 
 
 def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -17,9 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import FileFormatError, UnsafeFileError, UnsupportedError
-from .._parsers.unpickler import BASE_ALLOWLIST, ClassRef, Global, Unpickler
+from .._parsers.unpickler import BASE_ALLOWLIST, ClassRef, Global, Unpickler, shown
 from .data import StorageFile
-from .pickle import TORCH_ALLOWLIST, StorageKind, StorageRef, TorchTensor, element_size, storage_from_pid
+from .pickle import (
+    NUMPY_MAX_DIMS,
+    TORCH_ALLOWLIST,
+    StorageKind,
+    StorageRef,
+    TorchTensor,
+    element_size,
+    storage_from_pid,
+)
 
 __all__ = ["MAGIC_NUMBER", "is_legacy", "is_tar", "read_stream", "read_tar"]
 
@@ -110,6 +118,19 @@ def _text(value: Any) -> Any:
     return value.decode("ascii", "replace") if isinstance(value, bytes) else value
 
 
+def _key(value: Any) -> str | None:
+    """A storage or tensor key as the file wrote it (text, bytes or a small int), else None.
+
+    Nothing else is turned into text: a container from the file could expand without bound.
+    """
+    value = _text(value)
+    if isinstance(value, str):
+        return value
+    if type(value) is int and value.bit_length() <= 64:
+        return str(value)
+    return None
+
+
 def _locate_storages(data: mmap.mmap, position: int, keys: Any, refs: dict[str, StorageRef],
                      storages: StorageFile, path: Path) -> int:
     """Walk the storages after the pickles: an int64 element count, then the bytes, per key."""
@@ -119,12 +140,12 @@ def _locate_storages(data: mmap.mmap, position: int, keys: Any, refs: dict[str, 
         key = _text(raw_key)
         ref = refs.get(key)
         if ref is None:
-            raise FileFormatError(f"storage {key!r} is listed but no tensor refers to it", path=path)
-        count = _unpack(_INT64, data, position, path, f"the size of storage {key!r}")
+            raise FileFormatError(f"storage {shown(key)!r} is listed but no tensor refers to it", path=path)
+        count = _unpack(_INT64, data, position, path, f"the size of storage {shown(key)!r}")
         nbytes = count * element_size(ref.dtype)
         position += _INT64.size
         if count < 0 or position + nbytes > len(data):
-            raise FileFormatError(f"storage {key!r} claims {nbytes} bytes past the end of the file", path=path,
+            raise FileFormatError(f"storage {shown(key)!r} claims {nbytes} bytes past the end of the file", path=path,
                                   hint="the file is truncated")
         storages.runs[key] = (position, nbytes)
         position += nbytes
@@ -140,10 +161,11 @@ def _unpack(fmt: struct.Struct, data: mmap.mmap, position: int, path: Path, what
 def _stream_metadata(sys_info: dict[str, Any], modules: list[str]) -> dict[str, Any]:
     metadata: dict[str, Any] = {"writer": "torch.save (legacy format, before torch 1.6)"}
     if "little_endian" in sys_info:
-        metadata["byteorder"] = "little" if sys_info.get("little_endian") else "big (data still little-endian)"
+        metadata["byteorder"] = "little" if sys_info.get("little_endian") is True else "big (data still little-endian)"
     sizes = sys_info.get("type_sizes")
     if isinstance(sizes, dict):
-        metadata["type_sizes"] = {str(k): v for k, v in sizes.items() if isinstance(v, int)}
+        metadata["type_sizes"] = {shown(k): v for k, v in sizes.items()
+                                  if type(v) is int and v.bit_length() <= 64 and isinstance(k, str)}
     if modules:
         metadata["module_source_saved"] = len(modules)
     return metadata
@@ -190,11 +212,11 @@ def _tar_storages(data: mmap.mmap, member: tuple[int, int], storages: StorageFil
         reader = Unpickler(data, TORCH_ALLOWLIST, path=path, what="a storage header", start=position)
         header = reader.load()
         key, location, kind = _storage_header(header, path)
-        numel = _unpack(_INT64, data, reader.pos, path, f"the size of storage {key}")
+        numel = _unpack(_INT64, data, reader.pos, path, f"the size of storage {shown(key)}")
         position = reader.pos + _INT64.size
         ref = StorageRef(key, kind.dtype, location, max(numel, 0))
         if numel < 0 or position + ref.nbytes > end:
-            raise FileFormatError(f"storage {key} runs past the end of its tar member", path=path)
+            raise FileFormatError(f"storage {shown(key)} runs past the end of its tar member", path=path)
         storages.runs[key], refs[key] = (position, ref.nbytes), ref
         position += ref.nbytes
     if not isinstance(count, int):
@@ -206,21 +228,23 @@ def _tar_storages(data: mmap.mmap, member: tuple[int, int], storages: StorageFil
 
 def _storage_header(header: Any, path: Path) -> tuple[str, str, StorageKind]:
     if not (isinstance(header, tuple) and len(header) == 3 and isinstance(header[2], Global)
-            and isinstance(header[2].value, StorageKind) and isinstance(header[0], int | str)):
+            and isinstance(header[2].value, StorageKind)):
         raise FileFormatError("a storage header in the storages member is malformed", path=path)
-    return str(header[0]), str(_text(header[1])), header[2].value
+    key, location = _key(header[0]), _key(header[1])
+    if key is None or location is None:
+        raise FileFormatError("a storage header in the storages member is malformed", path=path)
+    return key, location, header[2].value
 
 
 def _tar_views(views: Any, refs: dict[str, StorageRef], path: Path) -> None:
     if not isinstance(views, list):
         raise FileFormatError("the storage views list is malformed", path=path)
     for view in views:
-        if not (isinstance(view, tuple) and len(view) == 4 and str(view[1]) in refs
+        if not (isinstance(view, tuple) and len(view) == 4 and _key(view[1]) in refs and _key(view[0]) is not None
                 and all(type(v) is int and v >= 0 for v in view[2:])):
             raise FileFormatError("a storage view is malformed", path=path)
-        root = refs[str(view[1])]
-        refs[str(view[0])] = StorageRef(str(view[0]), root.dtype, root.location, view[3], base=root,
-                                        base_offset=view[2])
+        root, key = refs[str(_key(view[1]))], str(_key(view[0]))
+        refs[key] = StorageRef(key, root.dtype, root.location, view[3], base=root, base_offset=view[2])
 
 
 def _tar_tensors(data: mmap.mmap, member: tuple[int, int], refs: dict[str, StorageRef],
@@ -236,10 +260,11 @@ def _tar_tensors(data: mmap.mmap, member: tuple[int, int], refs: dict[str, Stora
     for _ in range(count):
         reader = Unpickler(data, TORCH_ALLOWLIST, path=path, what="a tensor header", start=position)
         header = reader.load()
-        if not (isinstance(header, tuple) and len(header) == 3 and str(header[1]) in refs):
+        if not (isinstance(header, tuple) and len(header) == 3 and _key(header[1]) in refs
+                and _key(header[0]) is not None):
             raise FileFormatError("a tensor header in the tensors member is malformed", path=path)
-        tensor, position = _tar_tensor(data, reader.pos, end, refs[str(header[1])], path)
-        tensors[str(header[0])] = tensor
+        tensor, position = _tar_tensor(data, reader.pos, end, refs[str(_key(header[1]))], path)
+        tensors[str(_key(header[0]))] = tensor
     return tensors
 
 
@@ -247,7 +272,7 @@ def _tar_tensor(data: mmap.mmap, position: int, end: int, storage: StorageRef,
                 path: Path) -> tuple[TorchTensor, int]:
     ndim = _unpack(_INT32, data, position, path, "a tensor's rank")
     position += 8
-    if not 0 <= ndim <= 64 or position + 8 * (2 * ndim + 1) > end:
+    if not 0 <= ndim <= NUMPY_MAX_DIMS or position + 8 * (2 * ndim + 1) > end:
         raise FileFormatError(f"a tensor header claims rank {ndim}", path=path)
     values = struct.unpack_from(f"<{2 * ndim + 1}q", data, position)
     position += 8 * (2 * ndim + 1)
@@ -260,9 +285,11 @@ def _tar_tensor(data: mmap.mmap, position: int, end: int, storage: StorageRef,
 def _tar_persistent(pid: Any, tensors: dict[str, TorchTensor], refs: dict[str, StorageRef]) -> Any:
     if isinstance(pid, tuple) and pid and isinstance(pid[0], ClassRef | Global):
         return pid[0]
-    key = str(_text(pid))
+    key = _key(pid)
+    if key is None:
+        raise ValueError("the pickle refers to a tensor or storage by a key that is not text or a number")
     if key in tensors:
         return tensors[key]
     if key in refs:
         return refs[key]
-    raise ValueError(f"the pickle refers to tensor or storage {key!r}, which the archive does not hold")
+    raise ValueError(f"the pickle refers to tensor or storage {shown(key)!r}, which the archive does not hold")

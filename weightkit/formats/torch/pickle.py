@@ -14,7 +14,7 @@ from typing import Any
 
 from ... import dtypes
 from .._parsers.numpy_pickle import NUMPY_ALLOWLIST
-from .._parsers.unpickler import BASE_ALLOWLIST, Allowlist, ClassRef, Global
+from .._parsers.unpickler import BASE_ALLOWLIST, Allowlist, ClassRef, Global, shown
 
 __all__ = [
     "TorchDtype",
@@ -56,6 +56,11 @@ _STORAGES = {
 #: Bytes per element of torch-only types weightkit's dtype table does not know.
 _TORCH_ONLY_SIZES = {"float4_e2m1fn_x2": 1, "bits8": 1, "bits16": 2, "bits1x8": 1, "bits2x4": 1, "bits4x2": 1,
                      **{f"int{n}": 1 for n in range(1, 8)}, **{f"uint{n}": 1 for n in range(1, 8)}}
+
+#: numpy's most dimensions (a format fact, not a resource limit): a larger rank cannot be an array.
+NUMPY_MAX_DIMS = 64
+#: The largest tensor dimension or stride (numpy indexes with signed 64-bit integers).
+_MAX_EXTENT = 2**63 - 1
 
 _QSCHEMES = ("per_tensor_affine", "per_tensor_symmetric", "per_channel_affine", "per_channel_symmetric",
              "per_channel_affine_float_qparams")
@@ -130,6 +135,10 @@ class TorchTensor:
         elif state is not None:
             raise ValueError("BUILD state of a tensor is neither a state tuple nor a dict")
 
+    def __pickle_children__(self) -> list[Any]:
+        """The file's values this record holds, for the unpickler's size accounting."""
+        return list(self.attributes.values())
+
 
 def storage_from_pid(pid: Any, storages: dict[str, StorageRef], key_prefix: str = "") -> StorageRef:
     """The `StorageRef` for a ``('storage', type, key, location, numel[, view])`` persistent id.
@@ -174,8 +183,13 @@ def _count(value: Any) -> bool:
 
 
 def _ints(value: Any, what: str) -> tuple[int, ...]:
-    if not isinstance(value, tuple | list) or not all(_count(v) for v in value):
+    if not isinstance(value, tuple | list):
         raise ValueError(f"tensor {what} is not a list of non-negative integers")
+    if len(value) > NUMPY_MAX_DIMS:
+        raise ValueError(f"tensor {what} of rank {len(value)}: more than the {NUMPY_MAX_DIMS} dimensions numpy "
+                         "supports")
+    if not all(_count(v) and v <= _MAX_EXTENT for v in value):
+        raise ValueError(f"tensor {what} is not a list of non-negative 64-bit integers")
     return tuple(value)
 
 
@@ -240,16 +254,16 @@ def _parameter(data: Any = None, requires_grad: Any = True) -> TorchTensor:
 
 def _rebuild_qtensor(storage: Any, offset: Any, size: Any, stride: Any, qparams: Any, requires_grad: Any,
                      hooks: Any = None) -> TorchTensor:
-    if not hasattr(qparams, "__len__"):
+    if not isinstance(qparams, tuple):
         raise ValueError("quantized tensor parameters are not a tuple")
     tensor = _rebuild_tensor(storage, offset, size, stride)
-    scheme = qparams[0] if isinstance(qparams, tuple) and qparams else None
-    scheme_name = scheme.value if isinstance(scheme, Global) else str(scheme)
+    scheme = qparams[0] if qparams else None
+    scheme_name = scheme.value if isinstance(scheme, Global) and isinstance(scheme.value, str) else "unknown scheme"
     detail = ""
     if scheme_name == "per_tensor_affine" and len(qparams) == 3:
-        detail = f", scale {qparams[1]}, zero point {qparams[2]}"
+        detail = f", scale {shown(qparams[1])}, zero point {shown(qparams[2])}"
     elif len(qparams) == 4:
-        detail = f", axis {qparams[3]}"
+        detail = f", axis {shown(qparams[3])}"
     tensor.note = f"quantized tensor ({tensor.dtype}, {scheme_name}{detail}); its integer data is not read"
     tensor.requires_grad = bool(requires_grad)
     return tensor
@@ -258,10 +272,18 @@ def _rebuild_qtensor(storage: Any, offset: Any, size: Any, stride: Any, qparams:
 def _rebuild_sparse_tensor(layout: Any, data: Any) -> TorchTensor:
     if not isinstance(data, tuple) or len(data) < 3:
         raise ValueError("sparse tensor data is malformed")
-    values = data[1] if len(data) in (3, 4) and str(layout) == "torch.sparse_coo" else data[2]
+    name = _layout_name(layout)
+    values = data[1] if len(data) in (3, 4) and name == "torch.sparse_coo" else data[2]
     size = next((part for part in reversed(data) if isinstance(part, tuple | list)), ())
     dtype = values.dtype if isinstance(values, TorchTensor) else "float32"
-    return TorchTensor(_ints(size, "size"), dtype, note=f"sparse tensor ({layout}); not read")
+    return TorchTensor(_ints(size, "size"), dtype, note=f"sparse tensor ({name}); not read")
+
+
+def _layout_name(layout: Any) -> str:
+    """``torch.sparse_coo`` and friends as text, whatever value the file put there."""
+    if isinstance(layout, Global | ClassRef):
+        return shown(layout.qualname)
+    return shown(layout) if isinstance(layout, str) else f"unknown layout {shown(layout)}"
 
 
 def _rebuild_sparse_csr_tensor(layout: Any, data: Any) -> TorchTensor:
@@ -281,7 +303,7 @@ def _rebuild_nested_tensor(buffer: Any, sizes: Any, strides: Any, offsets: Any) 
 
 def _rebuild_wrapper_subclass(cls: Any, dtype: Any, size: Any, *rest: Any) -> TorchTensor:
     name = dtype.value.name if isinstance(dtype, Global) and isinstance(dtype.value, TorchDtype) else "float32"
-    class_name = getattr(cls, "qualname", "tensor subclass")
+    class_name = shown(cls.qualname) if isinstance(cls, Global | ClassRef) else "tensor subclass"
     return TorchTensor(_ints(size, "size"), name, class_name=class_name,
                        note=f"tensor subclass {class_name} stored without data in this file")
 
@@ -292,7 +314,7 @@ def _rebuild_device_tensor(data: Any, dtype: Any, device: Any, requires_grad: An
         return data
     name = dtype.value.name if isinstance(dtype, Global) and isinstance(dtype.value, TorchDtype) else "float32"
     shape = data.shape if isinstance(data, TorchTensor) else ()
-    return TorchTensor(shape, name, note=f"tensor for device {device} stored through numpy; not read")
+    return TorchTensor(shape, name, note=f"tensor for device {shown(device)} stored through numpy; not read")
 
 
 def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any = None) -> TorchTensor:

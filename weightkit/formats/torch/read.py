@@ -10,16 +10,16 @@ from the zip member or file offset when asked.
 
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 from typing import Any
 
-from ...errors import FileFormatError, UnsafeFileError, UnsupportedError
+from ...errors import FileFormatError, UnsupportedError
 from ...model import Model
 from .._owned import owned_by_model
-from .._parsers.unpickler import Unpickler
-from .._parsers.zip import open_member, open_zip
+from .._parsers.json_text import load_json
+from .._parsers.unpickler import Unpickler, shown
+from .._parsers.zip import open_zip, read_member
 from .._probe import Probe
 from . import legacy
 from .data import StorageFile, ZipStorages, zip_errors
@@ -27,16 +27,14 @@ from .layers import build_model
 from .pickle import TORCH_ALLOWLIST, StorageRef, storage_from_pid
 from .tree import describe
 
-__all__ = ["sniff", "read", "LABEL", "MAX_PICKLE_BYTES"]
+__all__ = ["sniff", "read", "LABEL"]
 
 LABEL = "PyTorch checkpoints (.pt/.pth/.bin/.ckpt: zip, legacy and tar formats; TorchScript archives)"
 
 #: What a TorchScript archive holds (``metadata["description"]``): its architecture is code, kept but never run.
 SCRIPT_DESCRIPTION = "a TorchScript module: weights readable, architecture as TorchScript code (kept, never run)"
 
-#: The largest ``data.pkl`` read (a pickle describes tensors; their data lives elsewhere).
-MAX_PICKLE_BYTES = 1 << 30
-_MAX_RECORD_BYTES = 64
+_MAX_RECORD_BYTES = 64  # ``byteorder`` and ``version`` hold a word; anything longer is not one
 
 
 def sniff(probe: Probe) -> bool:
@@ -88,7 +86,7 @@ def _read_zip(path: Path) -> Model:
                                    hint="load and re-save it with a recent torch.jit.save")
         byteorder = _record(archive, f"{folder}/byteorder", path)
         if byteorder not in (None, "little", "big"):
-            raise FileFormatError(f"byteorder record says {byteorder!r}, not 'little' or 'big'", path=path)
+            raise FileFormatError(f"byteorder record says {shown(byteorder)!r}, not 'little' or 'big'", path=path)
         storages = ZipStorages(path, archive, f"{folder}/", byteorder or "little")
     except BaseException:
         archive.close()
@@ -106,13 +104,8 @@ def _read_zip(path: Path) -> Model:
 
 def _unpickle_member(archive: zipfile.ZipFile, name: str, path: Path, directory: str = "data") -> Any:
     """Interpret one pickle member; its storage references become `StorageRef`s keyed ``<directory>/<key>``."""
-    info = archive.getinfo(name)
-    if info.file_size > MAX_PICKLE_BYTES:
-        raise UnsafeFileError(f"{name} claims {info.file_size} bytes; refused (limit {MAX_PICKLE_BYTES})", path=path)
-    with zip_errors(path, name), open_member(archive, name, path) as member:
-        data = member.read()
-    if len(data) != info.file_size:
-        raise FileFormatError(f"{name} is shorter than its zip entry says", path=path, hint="the file is truncated")
+    with zip_errors(path, name):
+        data = read_member(archive, name, path)  # a deflated pickle is inflated under the limits
     refs: dict[str, StorageRef] = {}
 
     def persistent_load(pid: Any) -> StorageRef:
@@ -139,8 +132,8 @@ def _record(archive: zipfile.ZipFile, name: str, path: Path, limit: int = _MAX_R
         return None
     if info.file_size > limit:
         raise FileFormatError(f"record {name} is {info.file_size} bytes, too long for what it holds", path=path)
-    with zip_errors(path, name), open_member(archive, name, path) as member:
-        return member.read().decode("ascii", "replace").strip()
+    with zip_errors(path, name):
+        return read_member(archive, name, path).decode("ascii", "replace").strip()
 
 
 def _zip_metadata(archive: zipfile.ZipFile, folder: str, byteorder: str | None, path: Path,
@@ -167,8 +160,8 @@ def _weightkit_records(archive: zipfile.ZipFile, folder: str, path: Path) -> dic
 
     text = _record(archive, f"{folder}/{RECORDS_NAME}", path, limit=1 << 20)
     try:
-        found = json.loads(text) if text else {}
-    except ValueError:
+        found = load_json(text, RECORDS_NAME, path) if text else {}
+    except FileFormatError:
         return {}
     if not isinstance(found, dict):
         return {}

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ... import limits
 from .._parsers.numpy_pickle import NumpyArray
 from .._parsers.unpickler import ClassRef, Global, PickledDict, PickledObject
 from .pickle import TorchTensor
@@ -24,7 +25,6 @@ __all__ = ["Contents", "ModuleRecord", "describe", "short_class_name"]
 MAIN_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "net", "network", "module",
              "model_ema", "state_dict_ema", "ema", "params", "weights", "generator", "netG", "G")
 _OPTIMIZER_HINTS = ("optim", "scheduler", "scaler", "amp")
-_MAX_DEPTH = 64
 _MAX_PLAIN_ITEMS = 16
 
 
@@ -141,6 +141,7 @@ class _Walker:
     """Depth-first walk naming every tensor by its path; each container is entered once."""
 
     def __init__(self) -> None:
+        self.max_depth = limits.NESTING.value
         self.seen: set[int] = set()
         self.modules: list[ModuleRecord] = []
         self.buffers: set[int] = set()
@@ -155,7 +156,9 @@ class _Walker:
         if isinstance(value, TorchTensor):
             found.append((path, value))
             return
-        if not isinstance(value, dict | list | tuple | PickledObject) or depth > _MAX_DEPTH or id(value) in self.seen:
+        if not isinstance(value, dict | list | tuple | PickledObject) or depth > self.max_depth:
+            return
+        if id(value) in self.seen:
             return
         self.seen.add(id(value))
         if isinstance(value, PickledObject):
@@ -216,7 +219,7 @@ def _key(key: Any) -> str:
         return key
     if isinstance(key, bytes):
         return key.decode("utf-8", "replace")
-    if isinstance(key, bool | int | float) or key is None:
+    if isinstance(key, bool | float) or key is None or (isinstance(key, int) and key.bit_length() <= 64):
         return str(key)
     return f"<{type(key).__name__}>"
 
@@ -246,6 +249,8 @@ def _is_plain(value: Any, depth: int) -> bool:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if type(value) is int and value.bit_length() > 64:
+        return f"<int of {value.bit_length()} bits>"
     if isinstance(value, str) and len(value) > 200:
         return value[:200] + "…"
     if isinstance(value, list | tuple):
