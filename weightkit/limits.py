@@ -79,7 +79,7 @@ PICKLE_MEMO = Limit("pickle_memo", 10_000_000, "pickle memo entries")
 OBJECT_SIZE = Limit("object_size", 10_000_000, "objects, counting each shared part every time it appears")
 KEY_SIZE = Limit("key_size", 10_000, "objects in one dictionary key or set item")
 HASH_COLLISIONS = Limit("hash_collisions", 32, "dictionary keys with one hash value")
-GRAPH_NODES = Limit("graph_nodes", 2_000_000, "graph nodes")
+GRAPH_NODES = Limit("graph_nodes", 1_000_000, "graph nodes")
 VERIFY_BYTES = Limit("verify_bytes", 256 * 2**20, "bytes of test input for convert --verify")
 
 LIMITS: tuple[Limit, ...] = (ENTRIES, NESTING, JSON_BYTES, INFLATE_RATIO, INFLATE_FLOOR, MEMBER_BYTES,

@@ -192,9 +192,9 @@ BROKEN = {
     "missing_shard": (_missing_shard, "'model-00002-of-00003.safetensors' listed in the index does not exist"),
     "absolute_path": (lambda f: _edit_index(f, _set("0.weight", "/etc/passwd")), "is an absolute path"),
     "parent_path": (lambda f: _edit_index(f, _set("0.weight", "../model-00001-of-00003.safetensors")),
-                    "climbs out of the index's folder"),
+                    "climbs out of the model's folder"),
     "windows_drive": (lambda f: _edit_index(f, _set("0.weight", "C:\\weights.safetensors")), "absolute path"),
-    "escaping_symlink": (_escaping_symlink, "outside the index's folder"),
+    "escaping_symlink": (_escaping_symlink, "outside the model's folder"),
     "listed_but_absent": (lambda f: _edit_index(f, _set("0.extra", "model-00001-of-00003.safetensors")),
                           "'0.extra' (not in model-00001-of-00003.safetensors)"),
     "in_another_shard": (lambda f: _edit_index(f, _set("5.bias", "model-00001-of-00003.safetensors")),
@@ -239,3 +239,22 @@ def test_shards_opened_before_an_error_are_closed(tmp_path, monkeypatch):
     with pytest.raises(weightkit.FileFormatError):
         weightkit.load(tmp_path / INDEX)
     assert opened and all(source.handle.closed for source in opened)
+
+
+@pytest.mark.parametrize("name", ["hf-cache-blobs-to-root", "hf-cache-blobs-elsewhere", "hf-cache-blobs-to-root-passwd",
+                                  "shard-link-to-passwd", "shard-hard-link", "shard-fifo", "shard-parent-name",
+                                  "shard-nested-parent-name", "shard-absolute-name"])
+def test_shards_outside_the_folder_are_refused_whatever_the_layout(tmp_path, name):
+    """One rule with ONNX external data: ``repo/blobs -> /`` no longer makes every path an allowed root."""
+    from tests.hostile.sharded_cases import CASES
+
+    case = next(c for c in CASES if c.name == f"sharded/{name}")
+    with pytest.raises(weightkit.UnsafeFileError, match=case.match):
+        weightkit.load(case.build(tmp_path))
+
+
+def test_real_hugging_face_cache_layout_still_reads(tmp_path):
+    from tests.hostile.sharded_cases import _hf_cache
+
+    with weightkit.load(_hf_cache(tmp_path)) as model:
+        assert bytes(model.tensors()[0].read()) == b"SECRET!!"

@@ -52,18 +52,26 @@ class OnnxGraph:
 
 
 def cut_points(graph: Any) -> list[str]:
-    """Tensors (in node order) where the graph can be cut: the only activation alive there."""
+    """Tensors (in node order) where the graph can be cut: the only activation alive there.
+
+    One pass, in time linear in the graph: an activation is alive from the node making it
+    to its last use, so each node adds its outputs and retires what it used last.
+    """
     constants = _constant_names(graph)
     nodes = list(graph.node)
     last_use = _last_uses(graph, nodes, constants)
-    alive = {i.name for i in graph.input if i.name not in constants}
+    retiring: dict[int, list[str]] = {}
+    for name, index in last_use.items():
+        retiring.setdefault(index, []).append(name)
+    alive = {i.name for i in graph.input if i.name not in constants and last_use.get(i.name, -1) >= 0}
     points = []
     produced: set[str] = set()
     for index, node in enumerate(nodes):
         outputs = {name for name in node.output if name and name not in constants}
         produced |= outputs
-        alive = {name for name in alive | outputs if last_use.get(name, -1) > index}
-        if len(alive) == 1 and index < len(nodes) - 1 and alive <= produced:
+        alive.update(name for name in outputs if last_use.get(name, -1) > index)
+        alive.difference_update(retiring.get(index, ()))
+        if len(alive) == 1 and index < len(nodes) - 1 and next(iter(alive)) in produced:
             points.append(next(iter(alive)))
     return list(dict.fromkeys(points))
 
@@ -76,14 +84,23 @@ def propose_cut(graph: Any) -> tuple[str, str] | None:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
     points = cut_points(graph)
+    head_after = _only_head_ops_after(points, producers)
     for index, tensor in enumerate(points):
         following = consumers.get(tensor, [])
         if len(following) != 1 or following[0].op_type not in _POOLING:
             continue
-        later = [producers[p] for p in points[index + 1:] if p in producers]
-        if all(node.op_type in _HEAD_OPS for node in later):
+        if head_after[index]:
             return tensor, f"{following[0].op_type} node {following[0].name or '(unnamed)'} starts the classifier"
     return None
+
+
+def _only_head_ops_after(points: list[str], producers: dict[str, Any]) -> list[bool]:
+    """For each cut point: whether every later cut point is made by a classifier-head op (one backward pass)."""
+    result = [True] * len(points)
+    for index in range(len(points) - 2, -1, -1):
+        later = producers.get(points[index + 1])
+        result[index] = result[index + 1] and (later is None or later.op_type in _HEAD_OPS)
+    return result
 
 
 def cut_model(model: Model, at: str) -> tuple[Model, Model]:
@@ -121,10 +138,16 @@ def join_models(backbone: Model, head: Model) -> Model:
     head_proto = _without_duplicates(front, back)
     link = (back.graph.output[0].name, _real_inputs(head_proto)[0])
     _check_opsets(back, head_proto)
+    shared = _shared_constants(head_proto.graph, back.graph)
+    clashing = _clashing_names(head_proto.graph, back.graph, keep={link[1], *shared})
+    placeholders = _fresh_names(shared, back.graph, head_proto.graph, prefix="weightkit_shared_")
+    _rename(head_proto.graph, {**_fresh_names(clashing, back.graph, head_proto.graph, prefix="head_"),
+                               **placeholders})
     # merge_graphs, not merge_models: the latter runs onnx.checker, which resolves the parts'
     # external data against the working directory, not the parts' folders.
     graph = compose.merge_graphs(back.graph, head_proto.graph, io_map=[link],
                                  name=back.graph.name.removesuffix("_backbone"))
+    _rename(graph, {new: old for old, new in placeholders.items()})
     merged = onnx.ModelProto()
     merged.CopyFrom(back)
     merged.graph.CopyFrom(graph)
@@ -239,6 +262,61 @@ def _without_duplicates(head: Any, backbone: Any) -> Any:
         del getattr(trimmed.graph, field)[:]
         getattr(trimmed.graph, field).extend(kept)
     return trimmed
+
+
+def _shared_constants(head: Any, backbone: Any) -> set[str]:
+    """Names the head reads but does not define that are the backbone's initializers (constants used on
+    both sides of the cut, kept once by `_without_duplicates`)."""
+    defined = _defined_names(head)
+    initializers = {init.name for init in backbone.initializer}
+    return {name for node in head.node for name in _inputs_of(node) if name in initializers and name not in defined}
+
+
+def _clashing_names(head: Any, backbone: Any, keep: set[str]) -> set[str]:
+    """Names the head defines (edges, inputs, outputs, constants, nodes) that the backbone uses too: a
+    graph joined with itself, or parts exported from one graph, would repeat them."""
+    taken = _defined_names(backbone) | {name for node in backbone.node for name in _inputs_of(node)}
+    taken |= {node.name for node in backbone.node if node.name}
+    ours = _defined_names(head) | {node.name for node in head.node if node.name}
+    return (ours & taken) - keep
+
+
+def _defined_names(graph: Any) -> set[str]:
+    names = {name for node in graph.node for name in node.output if name}
+    names |= {v.name for v in (*graph.input, *graph.output, *graph.value_info, *graph.initializer)}
+    names |= {s.values.name for s in graph.sparse_initializer} | {s.indices.name for s in graph.sparse_initializer}
+    return names
+
+
+def _fresh_names(names: set[str], *graphs: Any, prefix: str) -> dict[str, str]:
+    """``name -> prefix + name``, with the prefix grown until no new name is already in use."""
+    if not names:
+        return {}
+    used = set().union(*(_defined_names(g) | {n for node in g.node for n in _inputs_of(node)} for g in graphs))
+    while any(prefix + name in used for name in names):
+        prefix += "_"
+    return {name: prefix + name for name in sorted(names)}
+
+
+def _rename(graph: Any, mapping: dict[str, str]) -> None:
+    """Rename edges, constants and nodes of ``graph`` and its subgraphs in place (an explicit stack:
+    subgraphs nest as deep as the file says)."""
+    if not mapping:
+        return
+    stack = [graph]
+    while stack:
+        current = stack.pop()
+        for node in current.node:
+            node.input[:] = [mapping.get(name, name) for name in node.input]
+            node.output[:] = [mapping.get(name, name) for name in node.output]
+            node.name = mapping.get(node.name, node.name)
+            for attribute in node.attribute:
+                stack.extend([attribute.g] if attribute.HasField("g") else attribute.graphs)
+        for value in (*current.input, *current.output, *current.value_info, *current.initializer):
+            value.name = mapping.get(value.name, value.name)
+        for sparse in current.sparse_initializer:
+            sparse.values.name = mapping.get(sparse.values.name, sparse.values.name)
+            sparse.indices.name = mapping.get(sparse.indices.name, sparse.indices.name)
 
 
 def _model_over(proto: Any, backbone: Model, head: Model) -> Model:

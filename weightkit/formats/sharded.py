@@ -10,35 +10,35 @@ Shard names are untrusted: they must stay inside the index's folder.
 from __future__ import annotations
 
 import dataclasses
-import os
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
-from ..errors import FileFormatError, UnsafeFileError
+from .. import limits
+from ..errors import FileFormatError, WeightkitError
 from ..model import Model, Tensor
 from . import Format
+from ._parsers.json_text import load_json
+from ._paths import resolve_beside
 from ._probe import Probe
-from .safetensors.file import parse_json_strict
+from .safetensors.file import unique_object
 from .state_dict import layers_from_state_dict
 
-__all__ = ["FORMAT", "sniff", "read", "MAX_INDEX_BYTES"]
+__all__ = ["FORMAT", "sniff", "read"]
 
 LABEL = "Hugging Face sharded checkpoints (*.index.json)"
 
-#: Largest index file weightkit reads (real ones are kilobytes to a few megabytes).
-MAX_INDEX_BYTES = 64 * 1024 * 1024
 _SHOWN = 5
 
 
 def sniff(probe: Probe) -> bool:
     """A small JSON object with a ``weight_map`` (or named ``*.index.json``, for precise errors)."""
-    if probe.size > MAX_INDEX_BYTES or not probe.head.lstrip().startswith(b"{"):
+    if probe.size > limits.JSON_BYTES.value or not probe.head.lstrip().startswith(b"{"):
         return False
     if b'"weight_map"' in probe.head or probe.path.name.lower().endswith(".index.json"):
         return True
     try:
-        document = parse_json_strict(probe.path.read_bytes().decode("utf-8"))
-    except (OSError, ValueError):
+        document = load_json(probe.path.read_bytes(), "index", probe.path, pairs=unique_object)
+    except (OSError, WeightkitError):
         return False
     return isinstance(document, dict) and isinstance(document.get("weight_map"), dict)
 
@@ -71,16 +71,12 @@ def read(probe: Probe) -> Model:
 
 def _load_index(probe: Probe) -> tuple[dict[str, str], dict[str, Any]]:
     path = probe.path
-    if probe.size > MAX_INDEX_BYTES:
-        raise FileFormatError(f"index is {probe.size:,} bytes, more than the {MAX_INDEX_BYTES:,} weightkit reads",
-                              path=path)
+    limits.JSON_BYTES.check(probe.size, "the sharded-checkpoint index", path=path)
     try:
-        document = parse_json_strict(path.read_bytes().decode("utf-8"))
+        data = path.read_bytes()
     except OSError as exc:
         raise FileFormatError(f"cannot read it: {exc.strerror}", path=path) from None
-    except ValueError as exc:
-        raise FileFormatError(f"sharded-checkpoint index is not valid JSON: {exc}", path=path,
-                              hint="the file is corrupted or truncated") from None
+    document = load_json(data, "the sharded-checkpoint index", path, pairs=unique_object)
     weight_map = document.get("weight_map") if isinstance(document, dict) else None
     if not isinstance(weight_map, dict):
         raise FileFormatError("not a sharded-checkpoint index: it has no \"weight_map\" object", path=path,
@@ -95,36 +91,14 @@ def _load_index(probe: Probe) -> tuple[dict[str, str], dict[str, Any]]:
 
 
 def _shard_path(index_path: Path, name: str) -> Path:
-    """The shard's path, refused unless it is a relative name that stays inside the index's folder."""
-    folder = Path(os.path.abspath(index_path.parent))
-    if PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute() or PureWindowsPath(name).drive:
-        raise UnsafeFileError(f"shard {name!r} is an absolute path; shards must be files beside the index",
-                              path=index_path, hint="the index may be hostile; shard names are plain file names")
-    if ".." in PureWindowsPath(name).parts:
-        raise UnsafeFileError(f"shard {name!r} climbs out of the index's folder with '..'", path=index_path,
-                              hint="the index may be hostile; shard names are plain file names")
-    candidate = folder / name
-    if not candidate.exists():
-        raise FileFormatError(f"shard {name!r} listed in the index does not exist", path=index_path,
-                              hint=f"download every shard named in weight_map into {folder}")
-    resolved = candidate.resolve()
-    if not any(resolved.is_relative_to(root) for root in _allowed_roots(folder)):
-        raise UnsafeFileError(f"shard {name!r} is a link to {resolved}, outside the index's folder", path=index_path,
-                              hint="copy the shard into the folder instead of linking to it")
-    return candidate
-
-
-def _allowed_roots(folder: Path) -> list[Path]:
-    """The folder itself; in a Hugging Face cache snapshot, also the repository's ``blobs`` it links into."""
-    roots = [folder.resolve()]
-    if folder.parent.name == "snapshots":
-        roots.append((folder.parent.parent / "blobs").resolve())
-    return roots
+    """The shard's real path, by the one rule for files beside a model (`weightkit.formats._paths`)."""
+    return resolve_beside(index_path, name, f"shard {name!r} listed in the index").path
 
 
 def _open_shards(index_path: Path, files: list[str]) -> dict[str, Model]:
     from . import detect
 
+    limits.ENTRIES.check(len(files), "the shard list of the index", path=index_path)
     paths = {name: _shard_path(index_path, name) for name in files}
     shards: dict[str, Model] = {}
     try:

@@ -89,16 +89,18 @@ def test_symlink_to_a_file_outside_is_refused(tmp_path, capsys):
     path = pointing_to(tmp_path / "model", "w.bin")
     os.symlink(tmp_path / "secret.bin", tmp_path / "model" / "w.bin")
     assert main(["inspect", str(path)]) == 2
-    assert "is a symlink" in capsys.readouterr().err
+    assert "outside the model's folder" in capsys.readouterr().err
 
 
-def test_symlink_inside_the_folder_is_refused_too(tmp_path):
-    """onnx's rule: the final component may never be a symlink, wherever it points."""
-    path = pointing_to(tmp_path, "real.bin", bytes(64))
-    os.symlink(tmp_path / "real.bin", tmp_path / "w.bin")
+def test_symlink_inside_the_folder_reads_the_file_it_names(tmp_path):
+    """weightkit's one rule for files beside a model: a regular file inside its folder once links are
+    resolved (so a model in a Hugging Face cache, whose files are links into ``blobs``, reads)."""
+    data = np.arange(16, dtype=np.float32)
+    path = pointing_to(tmp_path, "real.bin", data.tobytes())
+    os.symlink("real.bin", tmp_path / "w.bin")
     path = pointing_to(tmp_path, "w.bin")
-    with pytest.raises(UnsafeFileError, match="symlink"):
-        weightkit.load(path)
+    with weightkit.load(path) as model:
+        np.testing.assert_array_equal(model.layer("mm").tensors["weight"].read().reshape(-1), data)
 
 
 def test_symlinked_parent_folder_is_refused(tmp_path, capsys):
@@ -129,7 +131,7 @@ def test_non_regular_files_and_hard_links_are_refused(tmp_path):
     (bytes(40), None, 0, "need 64"),          # truncated data file
     (bytes(64), 64, 8, "has only 64"),        # range past the end
     (bytes(64), 32, 0, "need 64"),            # length that does not fit the shape
-    (None, None, 0, "missing"),               # no data file at all
+    (None, None, 0, "does not exist"),        # no data file at all
 ])
 def test_broken_external_references_are_one_clear_error(tmp_path, capsys, data, length, offset, problem):
     path = pointing_to(tmp_path, "w.bin", data, length=length, offset=offset)
@@ -145,7 +147,7 @@ def test_bad_offsets_are_refused(tmp_path):
     proto = onnx.load(tensor_path, load_external_data=False)
     proto.graph.initializer[0].external_data[1].value = "-8"
     tensor_path.write_bytes(proto.SerializeToString())
-    with pytest.raises(FileFormatError, match="not a non-negative integer"):
+    with pytest.raises(FileFormatError, match="not a non-negative integer of at most 19 ASCII digits"):
         weightkit.load(tensor_path)
 
 
@@ -157,3 +159,29 @@ def test_a_file_swapped_after_loading_is_not_read(tmp_path):
         os.symlink(tmp_path / "secret.bin", tmp_path / "w.bin")
         with pytest.raises(UnsafeFileError):
             model.layer("mm").tensors["weight"].read()
+
+
+@pytest.mark.parametrize("offset", ["\u0660", "\u00b2", "9" * 5000, "\uff10", "0_0", " 0", "99999999999999999999"])
+def test_offsets_are_plain_ascii_numbers_only(tmp_path, offset):
+    """int() reads Arabic-Indic and fullwidth digits, refuses '²' with a raw ValueError, and 5,000 digits."""
+    path = pointing_to(tmp_path, "w.bin", bytes(64))
+    proto = onnx.load(path, load_external_data=False)
+    proto.graph.initializer[0].external_data[1].value = offset
+    path.write_bytes(proto.SerializeToString())
+    with pytest.raises(FileFormatError, match="ASCII digits"):
+        weightkit.load(path)
+
+
+def test_model_in_a_hugging_face_cache_reads_its_external_data(tmp_path):
+    """Model and data are relative links into the repository's ``blobs``: allowed, and read."""
+    from tests.hostile.onnx_cases import _hf_cache
+
+    with weightkit.load(_hf_cache(tmp_path)) as model:
+        np.testing.assert_array_equal(model.layer("mm").tensors["weight"].read(), np.eye(4, dtype=np.float32))
+
+
+def test_hugging_face_layout_with_blobs_linked_elsewhere_is_refused(tmp_path):
+    from tests.hostile.onnx_cases import _hf_cache_escape
+
+    with pytest.raises(UnsafeFileError, match="outside the model's folder"):
+        weightkit.load(_hf_cache_escape(tmp_path))

@@ -239,12 +239,12 @@ BROKEN = {
     "too_small": (None, b"\x01\x02\x03", None, "too small"),
     "length_past_eof": (b'{"a":1}', b"", 1000, "only 7 bytes follow"),
     "huge_length": (b"{}", b"", 2**40, "at most 100,000,000"),
-    "bad_utf8": (b'{"a\xff":1}', b"", None, "not valid UTF-8"),
+    "bad_utf8": (b'{"a\xff":1}', b"", None, "not UTF-8"),
     "bad_json": (b'{"a": {"dtype":', b"", None, "not valid JSON"),
     "not_an_object": (b"[1, 2, 3]", b"", None, "must start with '{'"),
     "leading_space": (b" " + json.dumps(_VALID).encode(), bytes(8), None, "must start with '{'"),
-    "nan": (b'{"a": {"dtype": "F32", "shape": [NaN], "data_offsets": [0, 4]}}', b"", None, "NaN is not JSON"),
-    "deep_nesting": (b'{"a":' + b"[" * 100000 + b"]" * 100000 + b"}", b"", None, "nested too deeply"),
+    "nan": (b'{"a": {"dtype": "F32", "shape": [NaN], "data_offsets": [0, 4]}}', b"", None, "shape must be a list"),
+    "deep_nesting": (b'{"a":' + b"[" * 100000 + b"]" * 100000 + b"}", b"", None, "limit 'nesting'"),
     "entry_not_object": ({"a": 5}, b"", None, "not an object"),
     "entry_missing_field": ({"a": {"dtype": "F32", "shape": [1]}}, b"", None, "no data_offsets"),
     "unknown_dtype": ({"a": {"dtype": "F128", "shape": [1], "data_offsets": [0, 16]}}, bytes(16), None,
@@ -485,3 +485,27 @@ def test_writer_keeps_existing_files_unless_forced(tmp_path):
     assert path.read_bytes() == b"keep"
     weightkit.save(model, path, force=True)
     assert safetensors.numpy.load_file(path)["w"].tolist() == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("name", ["entries-over-limit", "metadata-keys-over-limit"])
+def test_header_bombs_stop_at_the_entries_limit(tmp_path, name):
+    """Entries are counted while the header is parsed (10^6 tensors or 4·10^6 metadata keys never build)."""
+    from tests.hostile.safetensors_cases import CASES
+    from weightkit import limits
+
+    case = next(c for c in CASES if c.name == f"safetensors/{name}")
+    path = case.build(tmp_path)
+    with limits.raised(entries=100_000), pytest.raises(weightkit.UnsafeFileError, match="limit 'entries'"):
+        weightkit.load(path)
+
+
+@pytest.mark.parametrize("shape", [[1] * 65, [0, 2**62, 2**62], [2**63, 2**63, 0], [0, 2**64 - 1]])
+def test_shapes_no_array_can_have_are_refused_when_opening(tmp_path, shape):
+    """numpy raised ValueError on read ("maximum supported dimension", "array is too big"); now the header
+    is refused. (The safetensors library opens all but [2**63, 2**63, 0] and fails in numpy on reading.)"""
+    header = json.dumps({"a": {"dtype": "U8", "shape": shape, "data_offsets": [0, 1 if 0 not in shape else 0]}})
+    path = tmp_path / "bad.safetensors"
+    data = b"" if 0 in shape else b"\0"
+    path.write_bytes(struct.pack("<Q", len(header)) + header.encode() + data)
+    with pytest.raises(weightkit.FileFormatError, match="at most 64|64-bit size"):
+        weightkit.load(path)

@@ -21,19 +21,20 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ... import limits
+
 __all__ = [
     "WireError", "Field", "Payload", "Chunk", "VARINT", "I64", "LEN", "I32",
     "read_varint", "encode_varint", "encode_tag", "encode_int_field", "encode_len_header", "encode_len_field",
     "encode_string_field", "encode_float_field", "fields",
-    "rewrite", "chunks_size", "looks_like_model", "MODEL", "TENSOR", "MAX_DEPTH",
+    "rewrite", "chunks_size", "looks_like_model", "MODEL", "TENSOR",
 ]
 
 VARINT, I64, LEN, I32 = 0, 1, 2, 5
 _INT64_LIMIT = 2**63
 _WIRE_TYPES = (VARINT, I64, LEN, I32)
+_PROTOBUF_DEPTH = 100  # protobuf's own parsers refuse deeper messages, whatever weightkit allows
 
-#: Message nesting weightkit follows (protobuf's own parsers stop at 100 too).
-MAX_DEPTH = 100
 
 MODEL, GRAPH, NODE, ATTRIBUTE, FUNCTION, TRAINING, SPARSE, TENSOR = (
     "model", "graph", "node", "attribute", "function", "training", "sparse", "tensor")
@@ -212,10 +213,13 @@ def rewrite(buf: Any, start: int, end: int, visit: TensorVisitor, *, message: st
     or None when nothing in it changed.
 
     Raises:
-        WireError: the bytes are not a well-formed message, or nest deeper than MAX_DEPTH.
+        WireError: the bytes are not a well-formed message, or nest deeper than protobuf parses.
+        UnsafeFileError: messages nest deeper than `limits.NESTING`.
     """
-    if depth > MAX_DEPTH:
-        raise WireError(f"messages nest more than {MAX_DEPTH} levels deep")
+    if depth > limits.NESTING.value:
+        raise limits.NESTING.refusal(depth, "the protobuf message")
+    if depth > _PROTOBUF_DEPTH:
+        raise WireError(f"messages nest more than {_PROTOBUF_DEPTH} levels deep, more than protobuf parses")
     if message == TENSOR:
         return visit(buf, start, end)
     children = _CHILDREN[message]

@@ -1,12 +1,12 @@
 """ONNX external data, read only from regular files inside the model's folder.
 
 A tensor's ``external_data`` names a file (``location``) and a byte range. The
-location is untrusted: it is refused when it is empty or absolute, has a ``..``
-component, is itself a symlink, resolves outside the model's folder (through a
-symlinked parent), is not a regular file, or has more than one hard link — the
-rules of onnx's own ``resolve_external_data_location`` (``onnx/checker.cc``).
-Files are opened without following symlinks and checked to be the file that was
-validated, so swapping it in between does not help an attacker.
+location is untrusted and follows weightkit's one rule for files beside a model
+(`weightkit.formats._paths`): a relative name without ``..`` that resolves to a
+regular file with one hard link inside the model's folder (or its real Hugging Face
+``blobs``). Offset and length must be plain ASCII decimal numbers that fit the file.
+Files are opened by their resolved path without following symlinks and checked to
+be the file that was validated, so swapping it in between does not help an attacker.
 """
 
 from __future__ import annotations
@@ -15,11 +15,15 @@ import os
 import re
 import stat
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 from ...errors import FileFormatError, UnsafeFileError
+from .._paths import resolve_beside
 
-__all__ = ["ExternalFile", "ExternalData"]
+__all__ = ["ExternalFile", "ExternalData", "parse_size"]
+
+_DIGITS = 19
+_SIZE = re.compile(f"[0-9]{{1,{_DIGITS}}}", re.ASCII)
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -92,58 +96,30 @@ class ExternalData:
         return self._files[location]
 
     def _validate(self, location: str, tensor: str) -> ExternalFile:
-        candidate = self.folder / _relative(location, tensor, self.model_path)
-        try:
-            info = os.lstat(candidate)
-        except FileNotFoundError:
-            raise FileFormatError(f"tensor {tensor!r} is stored in external data file {location!r}, "
-                                  "which is missing", path=self.model_path,
-                                  hint="copy the data file next to the model") from None
-        except OSError as exc:
-            raise FileFormatError(f"external data file {location!r} cannot be read: {exc.strerror}",
-                                  path=self.model_path) from None
-        if stat.S_ISLNK(info.st_mode):
-            raise _unsafe(location, tensor, "is a symlink", self.model_path)
-        real = Path(os.path.realpath(candidate))
-        if not real.is_relative_to(self._real_folder):
-            raise _unsafe(location, tensor, "resolves outside the model's folder (through a symlinked folder)",
-                          self.model_path)
-        if not stat.S_ISREG(info.st_mode):
-            raise _unsafe(location, tensor, "is not a regular file", self.model_path)
-        if info.st_nlink > 1:
-            raise _unsafe(location, tensor, f"has {info.st_nlink} hard links", self.model_path,
-                          hint="copy it so that it is a file of its own (onnx refuses hard links too)")
-        return ExternalFile(location, candidate, info.st_size, (info.st_dev, info.st_ino))
+        found = resolve_beside(self.model_path, location,
+                               f"external data file {location!r} of tensor {tensor!r}")
+        return ExternalFile(location, found.path, found.size, found.identity)
 
     def _number(self, entries: dict[str, str], key: str, tensor: str, default: int) -> int:
         text = entries.get(key)
         if text is None:
             return default
-        if not text.strip().isdigit():
-            raise FileFormatError(f"tensor {tensor!r} has external data {key} {text!r}, not a non-negative integer",
-                                  path=self.model_path)
-        return int(text)
+        value = parse_size(text)
+        if value is None:
+            raise FileFormatError(f"tensor {tensor!r} has external data {key} {_shown(text)}, not a non-negative "
+                                  f"integer of at most {_DIGITS} ASCII digits", path=self.model_path,
+                                  hint="the file is corrupted or was written by a non-conforming tool")
+        return value
 
 
-def _relative(location: str, tensor: str, model_path: Path) -> PurePosixPath:
-    """The location as a path below the model's folder, or a refusal."""
-    if not location:
-        raise _unsafe(location, tensor, "is empty", model_path)
-    if "\0" in location:
-        raise _unsafe(location, tensor, "contains a NUL character", model_path)
-    windows = PureWindowsPath(location)
-    if PurePosixPath(location).is_absolute() or windows.is_absolute() or windows.drive:
-        raise _unsafe(location, tensor, "is an absolute path", model_path)
-    parts = [part for part in re.split(r"[\\/]", location) if part not in ("", ".")]
-    if ".." in parts:
-        raise _unsafe(location, tensor, "has a '..' component", model_path)
-    if not parts:
-        raise _unsafe(location, tensor, "names the model's folder itself", model_path)
-    return PurePosixPath(*parts)
+def parse_size(text: str) -> int | None:
+    """An external-data offset or length: ASCII decimal digits only (``int()`` also takes other scripts'
+    digits and underscores) and few enough to fit 64 bits; None for anything else."""
+    if not _SIZE.fullmatch(text):
+        return None
+    value = int(text)
+    return value if value < 2**63 else None
 
 
-def _unsafe(location: str, tensor: str, problem: str, model_path: Path, hint: str | None = None) -> UnsafeFileError:
-    return UnsafeFileError(
-        f"tensor {tensor!r} points to external data {location!r}, which {problem}; refused: external data "
-        "must be a regular file inside the model's folder", path=model_path,
-        hint=hint or "only open models from sources you trust, or fix the location")
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:37]) + f"... ({len(text):,} characters)"

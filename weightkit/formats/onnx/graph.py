@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import limits
 from ...errors import FileFormatError
 from ...model import Layer, Tensor
 from . import ops
@@ -112,6 +113,7 @@ class GraphReader:
         self._owned: set[int] = set()
         self._absorbed_nodes: set[int] = set()
         self._alive: list[list[Any]] = []
+        self._nodes = 0
 
     def read(self, graph: Any) -> list[Layer]:
         """The layers of the main graph (subgraphs nested inside their nodes' layers)."""
@@ -126,6 +128,10 @@ class GraphReader:
     def _graph_layers(self, graph: Any, outer: _Scope) -> list[Layer]:
         scope = outer.child()
         nodes = list(graph.node)
+        self._nodes += len(nodes)
+        limits.GRAPH_NODES.check(self._nodes, "the ONNX graph (with its subgraphs)", path=self.source.path)
+        limits.ENTRIES.check(len(graph.initializer) + len(graph.sparse_initializer),
+                             f"the initializers of graph {text(graph.name)!r}", path=self.source.path)
         _check_names(graph, nodes, self.source.path)
         self._alive.append(nodes)  # node identities key the bookkeeping: keep them alive
         self._collect_constants(graph, nodes, scope)
@@ -269,8 +275,12 @@ class GraphReader:
         Identity(conv.bias)): when the stored one already belongs to a layer, the copy is a tensor
         of its own, named after the Identity's output, reading the same bytes."""
         name = edge
+        seen = {edge}
         while edge in scope.chains and scope.chains[edge].op_type == "Identity" and scope.chains[edge].input:
             edge = scope.chains[edge].input[0]
+            if edge in seen:  # Identity nodes naming each other in a cycle: no stored tensor behind them
+                return None
+            seen.add(edge)
         stored = scope.constants.get(edge)
         if stored is None or id(stored) not in self._owned or name == edge:
             return None
@@ -331,11 +341,13 @@ class GraphReader:
 
     def _source_tensor(self, edge: str, scope: _Scope) -> Tensor | None:
         """The stored constant behind an edge, through constant-only nodes' data inputs."""
-        for _ in range(33):
+        seen: set[str] = set()
+        while edge not in seen and len(seen) <= 32:
             if edge in scope.constants:
                 return scope.constants[edge]
             if edge not in scope.chains or not scope.chains[edge].input:
                 return None
+            seen.add(edge)
             edge = scope.chains[edge].input[0]
         return None
 

@@ -22,10 +22,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ... import dtypes
-from ...errors import FileFormatError, ModelClosedError, UnsupportedError
+from ...errors import FileFormatError, ModelClosedError, UnsafeFileError, UnsupportedError
 from ...model import Tensor
 from .._parsers import protobuf as wire
-from .external import ExternalData, ExternalFile
+from .external import ExternalData, ExternalFile, parse_size
 
 __all__ = ["OnnxSource", "Span", "ONNX_DTYPES", "ONNX_CODES", "onnx_dtype", "text", "STRIP_THRESHOLD"]
 
@@ -47,6 +47,7 @@ _RAW, _FLOATS, _DOUBLES = 9, 4, 10
 #: Packed typed fields that hold exactly the bytes raw_data would, by data type.
 _RAW_EQUIVALENT = {_FLOATS: (1, 14), _DOUBLES: (11, 15)}
 _PAYLOAD_FIELDS = (4, 5, 6, 7, 9, 10, 11)
+_MAX_RANK = 64  # numpy's NPY_MAXDIMS
 _NUMPY_READABLE = {"bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float16",
                    "float32", "float64", "complex64", "complex128", "bfloat16", "float8_e4m3fn",
                    "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu"}
@@ -109,6 +110,8 @@ class OnnxSource:
             except wire.WireError as exc:
                 raise FileFormatError(f"not a readable ONNX protobuf: {exc}", path=self.path,
                                       hint="the file is truncated or corrupted; download or export it again") from None
+            except UnsafeFileError as exc:  # a limit: say which file
+                raise UnsafeFileError(exc.message, path=self.path, hint=exc.hint) from exc
             skeleton = view[:] if chunks is None else b"".join(bytes(c) for c in chunks)
         proto = onnx.ModelProto()
         try:
@@ -151,8 +154,7 @@ class OnnxSource:
             UnsafeFileError: external data outside the model's folder.
         """
         shape = tuple(proto.dims)
-        if shape and min(shape) < 0:
-            raise FileFormatError(f"tensor {name!r} has a negative dimension {list(shape)}", path=self.path)
+        _check_shape(shape, name, self.path)
         dtype = onnx_dtype(proto.data_type)
         tensor = Tensor(name, shape, dtype, **fields)
         if proto.HasField("segment"):
@@ -176,9 +178,8 @@ class OnnxSource:
         """True when an external tensor points into this .onnx file (a payload the reader left there)."""
         if entries is None:
             entries = _entries(proto)
-        offset, length = entries.get("offset", ""), entries.get("length", "")
-        return (entries.get("location") == self.location and offset.isdigit() and length.isdigit()
-                and (int(offset), int(length)) in self._self_spans)
+        offset, length = parse_size(entries.get("offset", "")), parse_size(entries.get("length", ""))
+        return entries.get("location") == self.location and (offset, length) in self._self_spans
 
     def span(self, proto: Any, name: str) -> Span:
         """Where an external tensor's bytes are (``file`` None: the .onnx file itself), size-checked.
@@ -194,7 +195,7 @@ class OnnxSource:
                                    path=self.path)
         expected = dtypes.nbytes_of(dtype, prod(proto.dims)) if dtypes.bits_of(dtype) else None
         if self.owns(proto, entries):
-            offset, length = int(entries["offset"]), int(entries["length"])
+            offset, length = int(entries["offset"]), int(entries["length"])  # checked by `owns`
             if expected is not None and length != expected:
                 raise FileFormatError(f"tensor {name!r} holds {length} bytes but its shape {list(proto.dims)} "
                                       f"and type {dtype} need {expected}", path=self.path,
@@ -251,6 +252,20 @@ class OnnxSource:
             raise FileFormatError(f"tensor {tensor.name!r} holds {found} {unit} "
                                   f"but its shape {list(tensor.shape)} and type {tensor.dtype} need {expected}",
                                   path=self.path, hint="the file is corrupted")
+
+
+def _check_shape(shape: tuple[int, ...], name: str, path: Path) -> None:
+    """Dimensions an array can have: none negative, at most 64 (numpy's most), and the non-zero ones
+    multiplying to a size below 2**63 bytes (a zero beside giant dimensions holds nothing, but no
+    library can make it)."""
+    if len(shape) > _MAX_RANK:
+        raise FileFormatError(f"tensor {name!r} has {len(shape):,} dimensions; numpy and PyTorch allow at most "
+                              f"{_MAX_RANK}", path=path, hint="the file is corrupted")
+    if shape and min(shape) < 0:
+        raise FileFormatError(f"tensor {name!r} has a negative dimension {list(shape)}", path=path)
+    if prod(dim for dim in shape if dim) * 16 >= 2**63:
+        raise FileFormatError(f"tensor {name!r} has dimensions {list(shape)}: it needs more than a 64-bit size "
+                              "can hold (zero dimensions aside)", path=path, hint="the file is corrupted")
 
 
 def _entries(proto: Any) -> dict[str, str]:

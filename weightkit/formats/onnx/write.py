@@ -26,6 +26,7 @@ from ...errors import UnsupportedError, UsageError
 from ...model import Model, Tensor
 from ...records import records
 from .._parsers import protobuf as wire
+from .external import parse_size
 from .source import ONNX_CODES, STRIP_THRESHOLD, OnnxSource, onnx_dtype
 
 __all__ = ["write_model", "PROTOBUF_LIMIT"]
@@ -248,7 +249,7 @@ def _write_single(proto: Any, slots: list[_Slot], target: Path, force: bool, inp
     def expand(buf: Any, start: int, end: int) -> list[wire.Chunk] | None:
         found = list(wire.fields(buf, start, end))
         index = _slot_index(buf, found)
-        if index is None:
+        if index is None or index >= len(slots):
             return None
         payload = wire.Payload(slots[index].size, slots[index].pieces)
         before = [buf[f.start:f.end] for f in found if f.number < 9]  # raw_data in field order, as protobuf writes
@@ -273,7 +274,7 @@ def _slot_index(buf: bytes, found: list[wire.Field]) -> int | None:
             entries[pair.get(1, b"")] = pair.get(2, b"")
     if entries.get(b"location") != _SLOT.encode():
         return None
-    return int(entries[b"offset"])
+    return parse_size(entries.get(b"offset", b"").decode("ascii", "replace"))
 
 
 def _write_external(proto: Any, slots: list[_Slot], target: Path, force: bool, inputs: tuple) -> None:

@@ -29,11 +29,12 @@ from ..._atomic import atomic_output
 from ...errors import FileFormatError, ModelClosedError, UnsupportedError, UsageError
 from ...model import Model, Tensor
 from ...records import records
+from .._parsers.json_text import load_json
 from .._probe import Probe
 from ..state_dict import layers_from_state_dict
 
 __all__ = ["sniff", "read", "write", "read_header", "Header", "Entry", "DTYPES", "MAX_HEADER_SIZE",
-           "parse_json_strict"]
+           "unique_object"]
 
 LABEL = "safetensors files (.safetensors)"
 
@@ -53,6 +54,8 @@ _CODES = {name: code for code, name in DTYPES.items()}
 _ALIGNMENT_RANK = {code: rank for rank, code in enumerate(DTYPES)}
 _PACKED_6BIT = ("F6_E2M3", "F6_E3M2")
 _U64_LIMIT = 2**64
+_INTP_LIMIT = 2**63  # numpy's largest array size in bytes, plus one
+_MAX_RANK = 64  # numpy's NPY_MAXDIMS
 _FRAMEWORKS = {"pt": "pytorch", "tf": "tensorflow", "flax": "flax", "mlx": "mlx", "np": "numpy",
                "numpy": "numpy", "paddle": "paddle"}
 _METADATA_KEY = "__metadata__"
@@ -158,52 +161,40 @@ def _header_length(handle: IO[bytes], file_size: int, path: Path) -> int:
     return size
 
 
-def _header_text(handle: IO[bytes], size: int, path: Path) -> str:
+def _header_text(handle: IO[bytes], size: int, path: Path) -> bytes:
     raw = handle.read(size)
     if len(raw) != size:
         raise FileFormatError("the safetensors header could not be read in full", path=path,
                               hint="the file is truncated or changed while being read")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FileFormatError(f"safetensors header is not valid UTF-8 (bad byte at offset {8 + exc.start})",
-                              path=path, hint="the file is corrupted") from None
-    if not text.startswith("{"):
-        raise FileFormatError(f"safetensors header must start with '{{', found {text[:16]!r}", path=path,
+    if not raw.startswith(b"{"):
+        raise FileFormatError(f"safetensors header must start with '{{', found {raw[:16]!r}", path=path,
                               hint="the file is corrupted or not a safetensors file")
-    return text
+    return raw
 
 
-def _parse_header(text: str, path: Path) -> dict[str, Any]:
-    try:
-        document = parse_json_strict(text)
-    except ValueError as exc:
-        raise FileFormatError(f"safetensors header is not valid JSON: {exc}", path=path,
-                              hint="the file is corrupted or truncated") from None
+def _parse_header(raw: bytes, path: Path) -> dict[str, Any]:
+    """The header as JSON, within the limits (entries counted while parsing) and without duplicate keys."""
+    document = load_json(raw, "the safetensors header", path, pairs=unique_object)
     if not isinstance(document, dict):
         raise FileFormatError("safetensors header is not a JSON object", path=path)
     return document
 
 
-def parse_json_strict(text: str) -> Any:
-    """Parse JSON refusing duplicate keys, NaN/Infinity and absurd nesting (all as ValueError)."""
-    try:
-        return json.loads(text, object_pairs_hook=_unique_object, parse_constant=_refuse_constant)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
-
-
-def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
+def unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object from its pairs, refusing a key given twice (``json``'s ``object_pairs_hook``)."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError(f"duplicate key {_first_repeat(pairs)!r}")
     return result
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+def _first_repeat(pairs: list[tuple[str, Any]]) -> str:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            return key
+        seen.add(key)
+    return ""
 
 
 def _metadata(value: Any, path: Path) -> dict[str, str] | None:
@@ -231,8 +222,20 @@ def _entry(name: str, value: Any, path: Path) -> Entry:
         raise FileFormatError(f"tensor {name!r}: unknown dtype {code!r}", path=path,
                               hint=f"safetensors dtypes are {', '.join(DTYPES)}")
     shape = _u64_list(value["shape"], f"tensor {name!r}: shape", None, path)
+    _check_rank(name, shape, path)
     offsets = _u64_list(value["data_offsets"], f"tensor {name!r}: data_offsets", 2, path)
     return Entry(name, code, tuple(shape), offsets[0], offsets[1])
+
+
+def _check_rank(name: str, shape: list[int], path: Path) -> None:
+    """At most 64 dimensions (numpy's and PyTorch's most), and the non-zero ones must multiply to a size
+    an array can have: ``[0, 2**62, 2**62]`` holds no bytes, but no library can make it."""
+    if len(shape) > _MAX_RANK:
+        raise FileFormatError(f"tensor {name!r}: shape has {len(shape):,} dimensions; numpy and PyTorch allow at "
+                              f"most {_MAX_RANK}", path=path, hint="the header is corrupted")
+    if prod(dim for dim in shape if dim) * 16 >= _INTP_LIMIT:
+        raise FileFormatError(f"tensor {name!r}: shape {_short(shape)} needs more than a 64-bit size can hold "
+                              "(zero dimensions aside)", path=path, hint="the header is corrupted")
 
 
 def _u64_list(value: Any, what: str, length: int | None, path: Path) -> list[int]:
