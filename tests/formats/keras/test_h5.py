@@ -77,3 +77,62 @@ def test_reading_after_close_is_a_model_closed_error(tmp_path, suffix):
     loaded.close()
     with pytest.raises(weightkit.ModelClosedError, match="the model was closed"):
         tensor.read()
+
+
+# Issue 13 item 7: broken Keras structure is one clear error (or a correct result), never a raw exception.
+
+@pytest.mark.parametrize("nb_layers", ["many", float("nan"), np.arange(3), -1])
+def test_nb_layers_that_is_not_a_count_is_refused(tmp_path, nb_layers):
+    from tests.hostile.hdf5_cases import _pre_1_0
+
+    with pytest.raises(weightkit.errors.FileFormatError, match="'nb_layers' of '/' is .*, not a count"):
+        weightkit.load(_pre_1_0(tmp_path, "nb.h5", nb_layers))
+
+
+def test_nb_layers_as_a_one_element_array_reads(tmp_path):
+    from tests.hostile.hdf5_cases import _pre_1_0
+
+    with weightkit.load(_pre_1_0(tmp_path, "nb.h5", np.array([1]))) as loaded:
+        assert [layer.name for layer in loaded.layers] == ["layer_0"]
+
+
+def test_empty_layer_names_is_a_model_without_layers(tmp_path):
+    from tests.hostile.hdf5_cases import empty_layer_names
+
+    with weightkit.load(empty_layer_names(tmp_path)) as loaded:
+        assert loaded.layers == []
+
+
+def test_weight_names_naming_a_missing_dataset_is_refused(tmp_path):
+    from tests.hostile.hdf5_cases import missing_weight
+
+    with pytest.raises(weightkit.errors.FileFormatError, match="lists weight 'dense/kernel:0' but the file has no"):
+        weightkit.load(missing_weight(tmp_path))
+
+
+def test_a_layer_that_is_a_dataset_is_refused(tmp_path):
+    path = tmp_path / "flat.h5"
+    with h5py.File(path, "w") as file:
+        file.attrs["layer_names"] = np.array([b"dense"])
+        file["dense"] = np.ones(2, "float32")
+    with pytest.raises(weightkit.errors.FileFormatError, match="'dense' is listed in layer_names but has no group"):
+        weightkit.load(path)
+
+
+def test_null_dataspace_and_deep_nesting_are_refused(tmp_path):
+    from tests.hostile.hdf5_cases import deep_nesting, null_dataspace
+
+    with pytest.raises(weightkit.errors.FileFormatError, match="null dataspace"):
+        weightkit.load(null_dataspace(tmp_path))
+    with pytest.raises(weightkit.errors.UnsafeFileError, match="limit 'nesting'"):
+        weightkit.load(deep_nesting(tmp_path, depth=1000))
+
+
+def test_version_with_non_ascii_digits_is_shown(tmp_path):
+    from tests.hostile.hdf5_cases import keras_file
+
+    path = keras_file(tmp_path / "v.h5")
+    with h5py.File(path, "a") as file:
+        file.attrs["keras_version"] = "2.²"
+    with weightkit.load(path) as loaded:
+        assert loaded.metadata["writer"] == "Keras 2.²"

@@ -93,3 +93,19 @@ def test_recurrent_cells_and_rms_layer_norm_get_their_variable_names(tmp_path):
         assert list(loaded.layer("gru/cell").tensors) == ["weight", "recurrent_weight", "bias"]
         assert list(loaded.layer("rms").tensors) == ["weight"]
         assert loaded.layer("rms").tensors["weight"].name == "rms/gamma"
+
+
+def test_store_entries_that_are_datasets_where_groups_belong_are_skipped(tmp_path):
+    """A crafted .weights.h5: a dataset among the layer groups and as ``vars`` (issue 13 item 7)."""
+    import h5py
+
+    path = tmp_path / "odd.weights.h5"
+    with h5py.File(path, "w") as file:
+        file.create_group("layers/dense/vars")["0"] = np.ones((2, 3), "float32")
+        file["layers/stray"] = np.ones(2, "float32")
+        file["layers/other/vars"] = np.ones(2, "float32")
+        file["vars"] = np.ones(1, "float32")
+    with weightkit.load(path) as loaded:
+        assert [layer.name for layer in loaded.layers] == ["dense", "other"]
+        assert loaded.layer("dense").tensors["weight"].shape == (2, 3)
+        assert loaded.layer("other").tensors == {}

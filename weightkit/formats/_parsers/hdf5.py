@@ -1,27 +1,39 @@
-"""Safe, lazy access to HDF5 files: opening, attribute decoding, and reading datasets.
+"""Safe, lazy access to untrusted HDF5 files: opening, attribute decoding, and reading datasets.
+
+The file is parsed by pyfive, a pure-Python HDF5 reader: a crafted file can make it
+raise, never crash the process or corrupt memory as libhdf5 can (issue 13). The
+structure is walked once when the file opens (`hdf5_tree`: links, cycles, nesting,
+storage refused from the headers alone) and tensor bytes are read by offset
+(`hdf5_data`). Every failure is a `FileFormatError` or `UnsafeFileError` naming the
+file. h5py is used only to write the files weightkit makes.
 
 Keras writers disagree on how they store attributes (bytes or str, fixed or
 variable length, split into chunks ``name0``, ``name1``, ...); this module reads
-them all one way. It refuses external links, external storage and virtual
-datasets, and checks a dataset's declared size against its stored bytes before
-anything is read.
+them all one way.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+import struct
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
 from ... import dtypes
-from ...errors import FileFormatError, ModelClosedError, UnsafeFileError
+from ...errors import FileFormatError, ModelClosedError, WeightkitError
+from .hdf5_data import check_storage, read_array
+from .hdf5_tree import BudgetedFile, Dataset, Group, walk
+from .json_text import load_json
 
 __all__ = [
     "HDF5_SIGNATURE",
     "H5Source",
+    "Group",
+    "Dataset",
     "decode",
     "attr_text",
     "attr_json",
@@ -29,58 +41,76 @@ __all__ = [
 ]
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-# zlib cannot compress better than about 1032:1; anything past that is a bomb.
-_MAX_COMPRESSION_RATIO = 1100
+# What pyfive (pure Python, parsing bytes a file author controls) raises on a malformed file.
+_PARSE_ERRORS = (ValueError, KeyError, IndexError, struct.error, TypeError, AttributeError, NotImplementedError,
+                 OverflowError, UnicodeDecodeError, AssertionError, RecursionError, EOFError, OSError,
+                 ZeroDivisionError, RuntimeError, MemoryError, LookupError)
 
 
 class H5Source:
     """An HDF5 file opened once, read-only, from a path or a seekable file object.
 
     ``opener`` returns the file object for HDF5 inside another container (a
-    ``.keras`` zip); ``path`` is what errors name either way.
+    ``.keras`` zip); ``path`` is what errors name either way. ``file`` is the root
+    `Group`, walked and checked when the source opens.
     """
 
     def __init__(self, path: Path, opener: Callable[[], IO[bytes]] | None = None):
-        import h5py
-
         self.path = path
         self._closed = False
-        self._fileobj = opener() if opener else None
+        self._handle: BudgetedFile | None = None
         try:
-            self.file = h5py.File(self._fileobj if self._fileobj else path, "r")
-        except (OSError, ValueError) as exc:
+            with _parsing("not a readable HDF5 file", path):
+                self._handle = BudgetedFile(opener() if opener else open(path, "rb"), path)  # noqa: SIM115
+                self.file: Group = walk(self._handle)
+                check_storage(self._handle, self.file)
+        except WeightkitError:
             self.close()
-            raise FileFormatError(f"not a readable HDF5 file: {_short(exc)}", path=path,
-                                  hint="the file may be truncated or corrupted") from None
-        _refuse_external_links(self.file, path)
+            raise
 
     @property
     def closed(self) -> bool:
-        """True once `close` has run (or h5py closed the file): nothing can be read any more."""
-        return self._closed or not self.file.id.valid
+        """True once `close` has run: nothing can be read any more."""
+        return self._closed
 
     def read(self, dataset_path: str) -> np.ndarray:
-        """Read one dataset whole, after checking it is safe to."""
-        if self.closed:
+        """Read one dataset whole, after checking its declared size against its stored bytes."""
+        if self.closed or self._handle is None:
             raise ModelClosedError(self.path)
-        dataset = self.file[dataset_path]
-        _check_storage(dataset, self.path)
-        try:
-            array = dataset[()]
-        except (OSError, ValueError, TypeError) as exc:
-            raise FileFormatError(f"cannot read dataset {dataset_path!r}: {_short(exc)}", path=self.path,
-                                  hint="the file may be truncated or corrupted") from None
-        if dataset.attrs.get("dtype") == "bfloat16":
-            array = np.asarray(array).view(dtypes.to_numpy("bfloat16"))
-        return np.asarray(array)
+        dataset = self.file.get(dataset_path)
+        if not isinstance(dataset, Dataset):
+            raise FileFormatError(f"{dataset_path!r} is not a dataset", path=self.path)
+        with _parsing(f"cannot read dataset {dataset_path!r}", self.path):
+            array = read_array(self._handle, dataset)
+        if attr_text(dataset, "dtype") == "bfloat16":
+            array = array.view(dtypes.to_numpy("bfloat16"))
+        return array
 
     def close(self) -> None:
         self._closed = True
-        file = getattr(self, "file", None)
-        if file is not None:
-            file.close()
-        if self._fileobj is not None:
-            self._fileobj.close()
+        if self._handle is not None:
+            self._handle.close()
+
+
+@contextmanager
+def _parsing(what: str, path: Path) -> Iterator[None]:
+    """Turn what the pure-Python parser raises on a malformed file into one `FileFormatError`.
+
+    pyfive's warnings (an attribute type it cannot decode) are silenced: that attribute reads as None.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    except _parse_errors() as exc:  # evaluated only when something was raised: pyfive loads lazily
+        raise FileFormatError(f"{what}: {_short(exc)}", path=path,
+                              hint="the file may be truncated or corrupted") from exc
+
+
+def _parse_errors() -> tuple[type[BaseException], ...]:
+    from pyfive.core import InvalidHDF5File
+
+    return (*_PARSE_ERRORS, InvalidHDF5File)
 
 
 def decode(value: Any) -> Any:
@@ -106,14 +136,11 @@ def attr_text(obj: Any, name: str) -> str | None:
 
 
 def attr_json(obj: Any, name: str, path: Path) -> Any:
-    """A JSON attribute (``model_config``, ``training_config``), parsed; None when absent."""
+    """A JSON attribute (``model_config``, ``training_config``), parsed under the limits; None when absent."""
     text = attr_text(obj, name)
     if text is None:
         return None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise FileFormatError(f"attribute {name!r} is not valid JSON ({exc})", path=path) from None
+    return load_json(text, f"attribute {name!r}", path)
 
 
 def name_list(obj: Any, name: str) -> list[str] | None:
@@ -129,58 +156,26 @@ def name_list(obj: Any, name: str) -> list[str] | None:
         return None
     names: list[str] = []
     index = 0
-    while (chunk := _attr(obj, f"{name}{index}")) is not None:
+    while (chunk := _attr(obj, f"{name}{index}")) is not None:  # bounded: one attribute per chunk
         names.extend(_names(chunk))
         index += 1
     return names
 
 
 def _attr(obj: Any, name: str) -> Any:
-    try:
-        return obj.attrs[name] if name in obj.attrs else None
-    except (OSError, TypeError, ValueError):
-        return None
+    attrs = getattr(obj, "attrs", None)
+    return attrs.get(name) if isinstance(attrs, dict) else None
 
 
 def _names(value: Any) -> list[str]:
     value = decode(value)
     if isinstance(value, str):
         return [value]
+    if not isinstance(value, list):
+        return []
     return [item for item in value if isinstance(item, str)]
-
-
-def _refuse_external_links(file: Any, path: Path) -> None:
-    from h5py import h5l
-
-    def find_external(name: bytes, info: Any) -> bytes | None:  # a non-None return stops the walk
-        return name if info.type == h5l.TYPE_EXTERNAL else None
-
-    try:  # the low-level walk: every link of the file, with its type, and no object opened
-        found = file.id.links.visit(find_external, info=True)
-    except (OSError, RuntimeError, KeyError, ValueError) as exc:
-        raise FileFormatError(f"corrupted HDF5 structure: {_short(exc)}", path=path) from None
-    if found is not None:
-        name = found.decode("utf-8", "replace")
-        link = file.get(name, getlink=True)
-        raise UnsafeFileError(
-            f"HDF5 external link {name!r} points to {link.filename}:{link.path}; "
-            "weightkit does not follow links out of the file", path=path)
-
-
-def _check_storage(dataset: Any, path: Path) -> None:
-    if dataset.is_virtual:
-        raise UnsafeFileError(f"dataset {dataset.name!r} is a virtual dataset mapping other files; refused", path=path)
-    if dataset.external:
-        raise UnsafeFileError(f"dataset {dataset.name!r} keeps its data in external files; refused", path=path)
-    declared = dataset.size * dataset.dtype.itemsize
-    stored = dataset.id.get_storage_size()
-    limit = stored * _MAX_COMPRESSION_RATIO if dataset.compression else stored
-    if declared > limit and declared > 0:
-        raise FileFormatError(
-            f"dataset {dataset.name!r} declares {declared} bytes but the file stores {stored}",
-            path=path, hint="the file is truncated or corrupted")
 
 
 def _short(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:200]
+    return f"{type(exc).__name__}: {text.splitlines()[0][:200]}"

@@ -9,17 +9,17 @@ import numpy as np
 from ... import dtypes
 from ...errors import ModelClosedError
 from ...model import Tensor
-from .._parsers.hdf5 import H5Source
+from .._parsers.hdf5 import H5Source, attr_text
 
 __all__ = ["dataset_tensor"]
 
 
 def dataset_tensor(dataset: Any, source: H5Source, name: str, **fields: Any) -> Tensor:
-    """A lazy tensor over an h5py dataset: shape and dtype from metadata, data read on demand.
+    """A lazy tensor over an HDF5 dataset: shape and dtype from metadata, data read on demand.
 
     Reading after the model that owns ``source`` was closed raises `ModelClosedError`.
     """
-    if dataset.attrs.get("dtype") == "bfloat16":
+    if attr_text(dataset, "dtype") == "bfloat16":
         dtype = "bfloat16"
     else:
         dtype = dtypes.from_numpy(dataset.dtype)

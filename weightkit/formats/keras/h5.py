@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ... import kinds
+import numpy as np
+
+from ... import kinds, limits
 from ...errors import FileFormatError
 from ...model import Layer, Model, Tensor
 from .._owned import owned_by_model
-from .._parsers.hdf5 import HDF5_SIGNATURE, H5Source, attr_json, attr_text, name_list
+from .._parsers.hdf5 import HDF5_SIGNATURE, Group, H5Source, attr_json, attr_text, name_list
 from .._probe import Probe
 from . import store
 from ._tensors import dataset_tensor
@@ -65,6 +67,8 @@ def _read_legacy(source: H5Source, given: Any = None, given_root: ConfigLayer | 
     file = source.file
     config_data = given if given is not None else attr_json(file, "model_config", source.path)
     weights = file if name_list(file, "layer_names") is not None or "nb_layers" in file.attrs else file["model_weights"]
+    if not isinstance(weights, Group):
+        raise FileFormatError("'model_weights' is a dataset, not the group of layers Keras writes", path=source.path)
     version = attr_text(file, "keras_version") or attr_text(weights, "keras_version")
     backend = attr_text(file, "backend") or attr_text(weights, "backend")
     root = given_root or (_parse(config_data, source.path) if config_data is not None else None)
@@ -103,7 +107,7 @@ def _read_layers(group: Any, root: ConfigLayer | None, context: _Context) -> lis
     configs = root.by_name() if root else {}
     layers = []
     for name in names:
-        if name not in group:
+        if not isinstance(group.get(name), Group):
             raise FileFormatError(f"layer {name!r} is listed in layer_names but has no group", path=context.source.path,
                                   hint="the file is corrupted or was edited by hand")
         layers.append(_read_layer(group[name], name, configs.get(name), context))
@@ -247,13 +251,13 @@ def _fill_nested_by_path(layer: Layer, weights: list[tuple[str, Any]], context: 
 def _read_pre_1_0(group: Any, context: _Context) -> list[Layer]:
     """The layout before Keras 1.0: ``layer_{k}`` groups holding ``param_{p}`` datasets."""
     layers = []
-    count = int(group.attrs["nb_layers"])
+    count = _count(group, "nb_layers", context)
     for index in range(count):
         sub = group.get(f"layer_{index}")
-        if sub is None:
+        if not isinstance(sub, Group):
             raise FileFormatError(f"nb_layers is {count} but group 'layer_{index}' is missing",
                                   path=context.source.path)
-        params = int(sub.attrs.get("nb_params", 0))
+        params = _count(sub, "nb_params", context) if "nb_params" in sub.attrs else 0
         weights = [(f"layer_{index}/param_{p}", _dataset(sub, f"param_{p}", context)) for p in range(params)]
         layer = Layer(f"layer_{index}")
         for weight_name, dataset in weights:
@@ -263,11 +267,28 @@ def _read_pre_1_0(group: Any, context: _Context) -> list[Layer]:
     return layers
 
 
+def _count(group: Any, name: str, context: _Context) -> int:
+    """A count attribute of the pre-1.0 layout (``nb_layers``, ``nb_params``): one whole number, bounded."""
+    value = group.attrs[name]
+    if isinstance(value, np.ndarray) and value.shape in ((), (1,)):
+        value = value.reshape(())[()]
+    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) or value < 0:
+        raise FileFormatError(f"attribute {name!r} of {group.name!r} is {_shown(value)}, not a count",
+                              path=context.source.path, hint="the file is corrupted or was edited by hand")
+    limits.ENTRIES.check(int(value), f"attribute {name!r} of {group.name!r}", path=context.source.path)
+    return int(value)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _extras(file: Any, source: H5Source) -> dict[str, list[Tensor]]:
     extras: dict[str, list[Tensor]] = {}
     for group_name, label in (("optimizer_weights", "optimizer"), ("top_level_model_weights", "top_level")):
         group = file.get(group_name)
-        if group is None:
+        if not isinstance(group, Group):
             continue
         tensors = _datasets_under(group, source)
         order = name_list(group, "weight_names")
@@ -310,7 +331,7 @@ def _writer(version: str | None) -> str:
         return "Keras 1.x (the file records no version)"
     if version.startswith("3."):
         return f"Keras {version}"
-    major_minor = tuple(int(p) for p in version.split("-")[0].split(".")[:2] if p.isdigit())
+    major_minor = tuple(int(p) for p in version.split("-")[0].split(".")[:2] if p.isascii() and p.isdigit())
     if version.endswith("-tf") or major_minor >= (2, 4):
         return f"tf.keras {version}"
     return f"Keras {version}"
@@ -336,6 +357,6 @@ def write(model: Model, path: Any, *, force: bool = False) -> None:
     from ..._atomic import atomic_output
     from .write import write_legacy
 
-    with atomic_output(path, force=force) as temporary:
+    with atomic_output(path, force=force, named=True) as temporary:  # h5py needs a real path
         with h5py.File(temporary, "w") as file:
             write_legacy(file, model)

@@ -14,7 +14,7 @@ from typing import Any
 
 from ... import kinds
 from ...model import Layer, Model, Tensor
-from .._parsers.hdf5 import H5Source, attr_text
+from .._parsers.hdf5 import Group, H5Source, attr_text
 from ._tensors import dataset_tensor
 from .config import ConfigLayer, remember_architecture
 from .layout import replay_names, saved_layers, snake_case
@@ -74,34 +74,35 @@ def read_store(source: H5Source, root: ConfigLayer | None) -> tuple[list[Layer],
     file = source.file
     layers = _container_layers(file, root, source, frozen=False)
     extras: dict[str, list[Tensor]] = {}
-    optimizer = _group_tensors(file.get("optimizer"), source)
+    optimizer = _group_tensors(_subgroup(file, "optimizer"), source)
     if optimizer:
         extras["optimizer"] = optimizer
-    own = _vars_tensors(file.get("vars"), source)
+    own = _vars_tensors(_subgroup(file, "vars"), source)
     if own:
         extras["top_level"] = own
     return layers, extras
 
 
 def _container_layers(group: Any, config: ConfigLayer | None, source: H5Source, frozen: bool) -> list[Layer]:
-    container = next((group[name] for name in _LAYERS if name in group), None)
+    container = next((group[name] for name in _LAYERS if isinstance(group.get(name), Group)), None)
     if container is None:
         return []
+    members = {key: value for key, value in container.items() if isinstance(value, Group)}
     if config is None:
-        return [_layer_from_group(container[key], None, source, frozen) for key in sorted(container, key=_natural)]
-    by_name = {attr_text(g["vars"], "name"): g for g in container.values() if "vars" in g}
+        return [_layer_from_group(members[key], None, source, frozen) for key in sorted(members, key=_natural)]
+    by_name = {attr_text(g["vars"], "name"): g for g in members.values() if "vars" in g}
     replayed = replay_names(config)
     layers = []
     for sub in saved_layers(config):
         found = by_name.get(sub.name)
         if found is None:
-            found = container.get(replayed.get(sub.name, ""))
+            found = members.get(replayed.get(sub.name, ""))
         layers.append(_layer_from_group(found, sub, source, frozen))
     return layers
 
 
 def _layer_from_group(group: Any, config: ConfigLayer | None, source: H5Source, frozen: bool) -> Layer:
-    vars_group = group.get("vars") if group is not None else None
+    vars_group = _subgroup(group, "vars") if group is not None else None
     if config is not None:
         layer = Layer(config.name, type_name=config.class_name, config=config.raw, inbound=list(config.inbound),
                       stored_as=group.name.rsplit("/", 1)[-1] if group is not None else None)
@@ -119,7 +120,7 @@ def _layer_from_group(group: Any, config: ConfigLayer | None, source: H5Source, 
         layer.kind = "model"
         layer.layers = _container_layers(group, config, source, frozen)
     for name in sorted(group, key=_natural):  # sublayers held as attributes: an RNN's cell, ...
-        if name not in ("vars", *_LAYERS) and hasattr(group[name], "keys"):
+        if name not in ("vars", *_LAYERS) and isinstance(group[name], Group):
             child = _layer_from_group(group[name], None, source, frozen)
             child.name = name
             if name == "cell" and layer.type_name in _RECURRENT:  # named from the cell's variable order
@@ -174,6 +175,12 @@ def _base_class(class_name: str | None) -> str:
     return classes[0] if classes else ""
 
 
+def _subgroup(group: Any, name: str) -> Group | None:
+    """The group ``name`` in ``group``; None when absent or a dataset (a crafted file's confusion)."""
+    found = group.get(name)
+    return found if isinstance(found, Group) else None
+
+
 def _vars_tensors(vars_group: Any, source: H5Source) -> list[Tensor]:
     if vars_group is None:
         return []
@@ -214,7 +221,7 @@ def write(model: Model, path: Any, *, force: bool = False) -> None:
     from ...records import records
     from .write import write_store
 
-    with atomic_output(path, force=force) as temporary:
+    with atomic_output(path, force=force, named=True) as temporary:  # h5py needs a real path
         with h5py.File(temporary, "w") as file:
             write_store(file, model)
             file.attrs.update(records(model))
