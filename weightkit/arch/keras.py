@@ -381,7 +381,8 @@ class _Dialect:
 
 def _tensor_dtype(node: dict[str, Any]) -> str:
     for arg in node.get("args") or []:
-        dtype = arg.get("config", {}).get("dtype") if isinstance(arg, dict) else None
+        tensor = arg.get("config") if isinstance(arg, dict) else None
+        dtype = tensor.get("dtype") if isinstance(tensor, dict) else None
         if isinstance(dtype, str):
             return dtype
     return "float32"

@@ -7,7 +7,16 @@ the config weightkit read, sanitized first: every Lambda weightkit knows
 (`weightkit.formats.keras.lambdas`) becomes weightkit's own implementation, passed to Keras as a
 custom object, and a config that names any other code (another Lambda, Python code, a class or
 function from a module outside Keras, Keras's layers that wrap foreign code) is refused with the
-reason before Keras builds anything. Keras then loads the file's weights into it, which reads data only.
+reason before Keras builds anything. Within Keras itself only the parts that build layers are
+accepted: classes from its layer, model, op, initializer, regularizer, constraint and dtype-policy
+modules, functions from its activations, losses and metrics; the rest of Keras is refused too
+(``keras.config.enable_unsafe_deserialization``, CVE-2025-9906; ``keras.utils.get_file``,
+CVE-2025-8747; ``TFSMLayer``, which loads a SavedModel the file names, CVE-2026-1462). Keras then
+loads the file's weights into it, which reads data only.
+
+The test batch is built from the graph's declared input shapes; a batch of more than
+``limits.VERIFY_BYTES`` (an 8 KB file can declare (None, 40000, 40000, 1): 23.8 GiB) is refused
+before anything is allocated.
 
 Agreement is relative: the largest difference over the largest absolute Keras value of the same
 output (a random-init network whose outputs are 1e-11 passes any absolute test). Where the
@@ -29,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import limits
 from ..formats.keras import ConfigLayer, infer_shapes
 from ..formats.keras.lambdas import known_lambda, lambda_problem
 from ..model import Dim
@@ -42,7 +52,12 @@ TOLERANCE = 1e-4
 #: The smallest scale a difference is measured against: float32's smallest normal number.
 SCALE_FLOOR = float(np.finfo(np.float32).tiny)
 _UNKNOWN_SPATIAL = 64
-_CODE_LAYERS = frozenset({"TorchModuleWrapper", "JaxLayer", "FlaxLayer"})  # Keras layers that hold foreign code
+# Keras layers that run code or load a model the file supplies
+_CODE_LAYERS = frozenset({"TorchModuleWrapper", "JaxLayer", "FlaxLayer", "TFSMLayer"})
+# The Keras modules whose classes (and, for functions, whose functions) build a model and nothing else.
+_CLASS_MODULES = ("layers", "models", "ops", "initializers", "regularizers", "constraints", "dtype_policies",
+                  "quantizers")
+_FUNCTION_MODULES = ("activations", "losses", "metrics")
 _AVERAGE_POOLS = frozenset({"AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "AvgPool1D", "AvgPool2D",
                             "AvgPool3D"})
 _TRANSPOSED = frozenset({"Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "Deconvolution2D",
@@ -134,6 +149,8 @@ def verify(path: str | os.PathLike[str], onnx_model: Any, *, arch: str | os.Path
         import keras
     except Exception as exc:  # noqa: BLE001  # ImportError, or any error of a backend that fails to start: reported
         return Verification(False, f"Keras is not importable ({type(exc).__name__}: {_first_line(exc)})")
+    session = _session(onnx_model)
+    _check_batch_size(session, batch, path)  # before Keras builds anything or a batch is drawn
     record, root = _architecture(path, arch)
     try:
         sanitized, functions, substituted = _sanitized_config(record)
@@ -145,7 +162,6 @@ def verify(path: str | os.PathLike[str], onnx_model: Any, *, arch: str | os.Path
         return Verification(False, f"Keras {keras.__version__} cannot load the file "
                                    f"({type(exc).__name__}: {_first_line(exc)})", substituted=substituted)
     label = f"Keras {keras.__version__} ({keras.backend.backend()} backend)"
-    session = _session(onnx_model)
     inputs = _inputs(session, seed, batch)
     keras_inputs = [_to_keras(x) if nchw else x for _, x in inputs]
     try:
@@ -212,9 +228,15 @@ def _refuse_code(node: dict[str, Any]) -> None:
 
 
 def _keras_owned(module: Any, kind: str, config: Any) -> bool:
-    """Whether Keras resolves this object within Keras (or fails) without importing or returning foreign code."""
-    if module is None or module == "keras" or (isinstance(module, str) and module.startswith("keras.")):
+    """Whether Keras resolves this object within the model-building parts of Keras (or fails), no other code."""
+    if module is None:
         return True
+    if module == "keras" or (isinstance(module, str) and module.startswith("keras.")):
+        parts = module.split(".")[1:]
+        if parts[:1] == ["src"]:
+            parts = parts[1:]
+        allowed = _FUNCTION_MODULES if kind == "function" else _CLASS_MODULES
+        return (not parts and kind != "function") or (bool(parts) and parts[0] in allowed)
     # Keras 3 writes named functions as module 'builtins'; older Keras would hand back any builtin by that name
     return module == "builtins" and kind == "function" and isinstance(config, str) and config not in vars(builtins)
 
@@ -295,15 +317,30 @@ def _session(onnx_model: Any) -> Any:
     return onnxruntime.InferenceSession(source, providers=["CPUExecutionProvider"])
 
 
+def _input_shapes(session: Any, batch: int) -> list[tuple[str, list[int]]]:
+    """The graph's input shapes as the test batch has them (symbolic batch → ``batch``, other symbols → 64)."""
+    return [(info.name, [d if isinstance(d, int) else (batch if axis == 0 else _UNKNOWN_SPATIAL)
+                         for axis, d in enumerate(info.shape)]) for info in session.get_inputs()]
+
+
+def _check_batch_size(session: Any, batch: int, path: Any) -> None:
+    """Refuse a test batch of more than ``limits.VERIFY_BYTES``: 12 bytes an element at its peak (drawn as
+    float64, then copied to float32)."""
+    total = 0
+    for _, shape in _input_shapes(session, batch):
+        count = 1
+        for size in shape:
+            count *= max(size, 0)
+            if count > limits.VERIFY_BYTES.value:
+                break  # already too big: the product of huge sizes is not computed further
+        total += 12 * count
+    limits.VERIFY_BYTES.check(total, "the test batch for --verify (the model's declared input shape)", path=path)
+
+
 def _inputs(session: Any, seed: int, batch: int) -> list[tuple[str, np.ndarray]]:
     """Seeded standard-normal inputs of the graph's shapes (symbolic batch → ``batch``)."""
     rng = np.random.default_rng(seed)
-    inputs = []
-    for info in session.get_inputs():
-        shape = [d if isinstance(d, int) else (batch if axis == 0 else _UNKNOWN_SPATIAL)
-                 for axis, d in enumerate(info.shape)]
-        inputs.append((info.name, rng.standard_normal(shape).astype(np.float32)))
-    return inputs
+    return [(name, rng.standard_normal(shape).astype(np.float32)) for name, shape in _input_shapes(session, batch)]
 
 
 def _keras_outputs(keras: Any, model: Any, arrays: list[np.ndarray], nchw: bool) -> list[np.ndarray]:

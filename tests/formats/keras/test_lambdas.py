@@ -260,3 +260,24 @@ def test_every_layer_of_the_full_yolo_extractor_has_the_shape_keras_computes():
 def test_the_detector_file_states_the_output_shape_keras_computes(yolo, suffix):
     with weightkit.load(yolo.detector_h5 if suffix == ".h5" else yolo.detector_keras) as model:
         assert [spec.shape for spec in model.outputs] == [yolo.detector.output_shape]
+
+
+@pytest.mark.parametrize("payload", [
+    b"(\x01\x00\x00\x00" * 100_000 + b"N",  # tuples nested 100,000 deep
+    b"(" + struct.pack("<i", 2**31 - 1) + b"N" * 100,  # a tuple declaring 2**31 - 1 items
+    b"l" + struct.pack("<i", -(2**31 - 1)) + b"\x00" * 64,  # a long declaring 2**31 - 1 digits
+    b"\xa8\x01\x00\x00\x00r\x00\x00\x00\x00",  # a tuple holding a reference to itself
+    b"s" + struct.pack("<i", 2**31 - 1),  # bytes declaring 2 GiB, none present
+    b"N" * 200_000,  # more objects than the reader looks at
+])
+def test_hostile_marshal_data_is_an_unknown_function_read_within_bounds(payload):
+    config = {"function": [base64.b64encode(payload).decode(), None, None], "function_type": "lambda"}
+    assert known_lambda(config) is None
+    assert "not a Python code object" in lambda_problem(config)
+
+
+def test_truncated_marshal_code_is_an_unknown_function():
+    code = marshal.dumps(space_to_depth_x2.__code__)
+    for end in range(0, len(code), max(1, len(code) // 50)):
+        config = {"function": [base64.b64encode(code[:end]).decode(), None, None], "function_type": "lambda"}
+        assert known_lambda(config) is None

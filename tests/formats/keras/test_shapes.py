@@ -152,3 +152,23 @@ def test_symbolic_spatial_dims_make_the_shape_unknown_not_wrong():
     shapes = infer_shapes(parsed(model), [("batch", "height", "width", 4)])
     assert shapes["transpose"] is None and shapes["up"] is None and shapes["relu"] is None
     assert infer_shapes(parsed(model), [("batch", 8, 8, 4)])["up"] == ("batch", 32, 32, 5)
+
+
+def test_products_of_huge_declared_sizes_are_unknown_not_huge_integers():
+    """(None, 2**62 x 4000) flattened would be a 250,000-bit integer; past an int64 a size is unknown."""
+    config = {"class_name": "Sequential", "config": {"layers": [
+        {"class_name": "InputLayer", "config": {"batch_shape": [None, *([2**62] * 4000)], "name": "x"}},
+        {"class_name": "Flatten", "config": {"name": "f"}},
+        {"class_name": "Reshape", "config": {"name": "r", "target_shape": [-1, *([2**62] * 4000)]}},
+        {"class_name": "UpSampling1D", "config": {"name": "u", "size": 2**62}}]}}
+    shapes = infer_shapes(parse_config(config))
+    assert shapes["f"] == (None, None)
+    assert shapes["r"][0] is None and shapes["r"][1] is None
+
+
+@pytest.mark.parametrize("shape", [[None, "8"], [None, -1], [None, 2**64], [None, True], "8", {"a": 1}])
+def test_a_declared_shape_of_the_wrong_type_is_a_config_error(shape):
+    config = {"class_name": "Sequential", "config": {"layers": [
+        {"class_name": "InputLayer", "config": {"batch_shape": shape, "name": "x"}}]}}
+    with pytest.raises(ValueError, match="batch_shape"):
+        parse_config(config)

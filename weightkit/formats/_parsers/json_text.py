@@ -2,8 +2,9 @@
 
 Configs, metadata and indexes are JSON that a file author controls. Python's parser
 builds whatever the text describes and recurses as deep as it nests; here the text
-size, the number of object entries (counted while parsing) and the nesting depth are
-bounded, and every failure is a `FileFormatError` or `UnsafeFileError` naming the file.
+size, the number of entries (objects counted while parsing, lists before) and the
+nesting depth are bounded, and every failure is a `FileFormatError` or
+`UnsafeFileError` naming the file.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ def load_json(data: bytes | str, subject: str, path: str | Path | None = None, *
         FileFormatError: the text is not JSON (or not UTF-8).
     """
     limits.JSON_BYTES.check(len(data), subject, path=path)
+    # Objects are counted while parsing; lists only here: ``[[],[],...]`` builds a 56-byte
+    # list for every 3 bytes. Brackets inside strings count too: an over-count, never an under-count.
+    lists = data.count(b"[") if isinstance(data, bytes) else data.count("[")
+    limits.ENTRIES.check(lists, f"{subject} (its lists)", path=path)
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8")

@@ -102,9 +102,9 @@ def _pack_one_d(class_name: str, config: dict[str, Any]) -> None:
 
 def _translate_values(class_name: str, config: dict[str, Any]) -> None:
     """Options whose values changed too: dim_ordering, consume_less, dict paddings, a Dense's input_dim."""
-    if "dim_ordering" in config:
+    if isinstance(config.get("dim_ordering"), str):  # another type is left for the config's field check
         config.setdefault("data_format", _DATA_FORMATS.get(config.pop("dim_ordering")))
-    if "consume_less" in config:
+    if isinstance(config.get("consume_less"), str):
         config.setdefault("implementation", _IMPLEMENTATIONS.get(config.pop("consume_less"), 1))
     padding = config.get("padding")
     if class_name.startswith("ZeroPadding") and isinstance(padding, dict):  # Keras 1: top_pad, left_pad, ...

@@ -7,20 +7,19 @@ a legacy weights ``.h5`` no graph; the architecture supplies both.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ... import limits
 from ...errors import FileFormatError, UsageError
 from ...model import Model
+from .._parsers.json_text import load_json
 from .config import ConfigLayer, architecture, parse_config
 
 __all__ = ["ArchitectureRecord", "read_with_architecture", "read_architecture", "model_architecture",
            "architecture_record", "parse_record"]
-
-_MAX_JSON_BYTES = 256 * 1024 * 1024
 
 
 @dataclass
@@ -65,6 +64,7 @@ def read_architecture(path: str | os.PathLike[str]) -> ArchitectureRecord:
         data = _read_json(path)
         record = architecture_record(data, path)
         version = data.get("keras_version") if isinstance(data, dict) else None
+        version = version if isinstance(version, str) else None
         return ArchitectureRecord(record, version, parse_record(record, path))
     from .. import read
 
@@ -99,7 +99,7 @@ def parse_record(record: dict[str, Any], path: Any) -> ConfigLayer:
     try:
         return parse_config(record, record.get("build_config"))
     except ValueError as exc:
-        raise FileFormatError(f"not a Keras architecture: {exc}", path=path) from None
+        raise FileFormatError(f"not a Keras architecture: {exc}", path=path) from exc
 
 
 def _looks_like_json(path: Any) -> bool:
@@ -107,18 +107,18 @@ def _looks_like_json(path: Any) -> bool:
         with open(path, "rb") as handle:
             head = handle.read(64).lstrip()
     except OSError as exc:
-        raise FileFormatError(f"cannot read the architecture file: {exc.strerror}", path=path) from None
+        raise FileFormatError(f"cannot read the architecture file: {exc.strerror}", path=path) from exc
     return head[:1] in (b"{", b"[", b'"')
 
 
 def _read_json(path: Any) -> Any:
-    size = Path(path).stat().st_size
-    if size > _MAX_JSON_BYTES:
-        raise FileFormatError(f"an architecture of {size} bytes is not plausible; refused", path=path)
+    """The architecture file's JSON, at most ``limits.JSON_BYTES`` of it, parsed under the limits."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if isinstance(data, str):  # model.to_json() written with json.dump: a JSON string of JSON
-            data = json.loads(data)
-        return data
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FileFormatError(f"not valid JSON ({exc})", path=path) from None
+        with open(path, "rb") as handle:
+            text = handle.read(limits.JSON_BYTES.value + 1)
+    except OSError as exc:
+        raise FileFormatError(f"cannot read the architecture file: {exc.strerror}", path=path) from exc
+    data = load_json(text, "the architecture", path)
+    if isinstance(data, str):  # model.to_json() written with json.dump: a JSON string of JSON
+        data = load_json(data, "the architecture (a JSON string of JSON)", path)
+    return data

@@ -2,6 +2,8 @@
 
 The weights member is opened as a window onto the archive (members are stored
 uncompressed), so nothing is extracted to disk and no tensor is read until asked.
+config.json and metadata.json are the file author's JSON: read through the zip reader's
+bounded `open_member`, at most ``limits.JSON_BYTES`` of it, and parsed under the limits.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ import json
 import zipfile
 from typing import Any
 
-from ...errors import FileFormatError, UnsafeFileError, UnsupportedError
+from ... import limits
+from ...errors import FileFormatError, UnsupportedError
 from ...model import Model
 from ...records import records
 from .._owned import owned_by_model
 from .._parsers.hdf5 import H5Source
+from .._parsers.json_text import load_json
 from .._parsers.zip import open_member, open_zip
 from .._probe import Probe
 from . import store
@@ -24,7 +28,6 @@ from .shapes import output_specs
 __all__ = ["sniff", "read", "write"]
 
 LABEL = "Keras .keras archives"
-_MAX_JSON_BYTES = 256 * 1024 * 1024
 
 
 def sniff(probe: Probe) -> bool:
@@ -47,7 +50,7 @@ def read(probe: Probe) -> Model:
     try:
         root = parse_config(config_data, config_data.get("build_config") if isinstance(config_data, dict) else None)
     except ValueError as exc:
-        raise FileFormatError(f"config.json is not a Keras config: {exc}", path=path) from None
+        raise FileFormatError(f"config.json is not a Keras config: {exc}", path=path) from exc
 
     def open_weights() -> Any:
         with open_zip(path) as archive:
@@ -56,6 +59,7 @@ def read(probe: Probe) -> Model:
     def build(source: H5Source) -> Model:
         layers, extras = store.read_store(source, root)
         version = metadata.get("keras_version") if isinstance(metadata, dict) else None
+        version = version if isinstance(version, str) else None
         model = Model(
             layers=layers, format="keras-zip", framework="keras", framework_version=version, has_graph=True,
             inputs=root.input_specs(), outputs=output_specs(root), extras=extras, config=config_data,
@@ -70,19 +74,17 @@ def read(probe: Probe) -> Model:
 
 
 def _json_member(archive: zipfile.ZipFile, name: str, probe: Probe) -> Any:
-    info = archive.getinfo(name)
-    if info.file_size > _MAX_JSON_BYTES:
-        raise UnsafeFileError(f"{name} claims {info.file_size} bytes; refused", path=probe.path)
-    try:
-        with open_member(archive, name, probe.path) as member:
-            return json.loads(member.read().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FileFormatError(f"{name} in the archive is not valid JSON ({exc})", path=probe.path) from None
+    """A JSON member, its declared and its decoded size both within ``limits.JSON_BYTES``, parsed under the limits."""
+    subject = f"{name} in the archive"
+    limits.JSON_BYTES.check(archive.getinfo(name).file_size, subject, path=probe.path)
+    with open_member(archive, name, probe.path) as member:
+        text = member.read(limits.JSON_BYTES.value + 1)  # a member that decodes to more than it declared stops here
+    return load_json(text, subject, probe.path)
 
 
 def _metadata(metadata: Any, version: str | None, names: list[str]) -> dict[str, Any]:
     result: dict[str, Any] = {"writer": f"Keras {version}" if version else "Keras 3 (no version recorded)"}
-    if isinstance(metadata, dict) and metadata.get("date_saved"):
+    if isinstance(metadata, dict) and isinstance(metadata.get("date_saved"), str) and metadata["date_saved"]:
         result["date_saved"] = metadata["date_saved"]
     assets = [n for n in names if n.startswith("assets/") and not n.endswith("/")]
     if assets:
@@ -112,7 +114,7 @@ def write(model: Model, path: Any, *, force: bool = False) -> None:
     metadata = {"keras_version": keras_version(model),
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
     metadata.update(records(model))
-    with atomic_output(path, force=force) as temporary:
+    with atomic_output(path, force=force, named=True) as temporary:  # scratch space beside it
         with tempfile.TemporaryDirectory(dir=Path(temporary).parent) as scratch:
             weights = Path(scratch) / "model.weights.h5"
             with h5py.File(weights, "w") as file:

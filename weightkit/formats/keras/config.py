@@ -9,6 +9,9 @@ Keras 1 arguments by their old names (``nb_filter``, ``border_mode``, ``dim_orde
 deserializes code: a ``Lambda`` layer's function stays an opaque config value.
 
 `architecture` parses a `Model`'s config once and keeps the tree for every later caller.
+A config is a file's data: the parser checks the JSON type of every field it or a later
+reader relies on (`ConfigError` names the field), so nothing downstream meets a list
+where it expects a dict, a number for a name, or a shape of strings.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
+from ... import limits
 from ...errors import FileFormatError
 from ...model import Dim, Model, TensorSpec
 from ._spelling import modern_config
 
-__all__ = ["ConfigLayer", "parse_config", "architecture", "remember_architecture", "MODEL_CLASSES"]
+__all__ = ["ConfigLayer", "ConfigError", "parse_config", "architecture", "remember_architecture",
+           "MODEL_CLASSES"]
 
 MODEL_CLASSES = frozenset({"Model", "Functional", "Sequential"})
 
@@ -76,15 +81,22 @@ class ConfigLayer:
 
 
 def parse_config(data: Any, build_config: dict[str, Any] | None = None) -> ConfigLayer:
-    """Parse a ``{"class_name", "config"}`` record (or a Keras 1/2 layer list) into a tree."""
+    """Parse a ``{"class_name", "config"}`` record (or a Keras 1/2 layer list) into a tree.
+
+    Raises:
+        ConfigError: a field has the wrong JSON type (or the whole is not a config); a `ValueError`.
+        UnsafeFileError: the config nests deeper than ``limits.NESTING``.
+    """
     if isinstance(data, list):
         data = {"class_name": "Sequential", "config": data}
     if not isinstance(data, dict):
-        raise ValueError("a Keras config is a JSON object with 'class_name' and 'config'")
-    layer = _parse_layer(data)
-    if build_config and not layer.config.get("build_input_shape"):
+        raise ConfigError("a Keras config is a JSON object with 'class_name' and 'config'")
+    _check_records(data)
+    layer = _parse_layer(data, "")
+    if isinstance(build_config, dict) and not layer.config.get("build_input_shape"):
         shape = build_config.get("input_shape")
         if isinstance(shape, list):
+            check_shape(shape, "build_config.input_shape")
             layer.config = {**layer.config, "build_input_shape": shape}
     return layer
 
@@ -113,7 +125,7 @@ def architecture(model: Model) -> ConfigLayer | None:
     try:
         root = parse_config(config, config.get("build_config") if isinstance(config, dict) else None)
     except ValueError as exc:
-        raise FileFormatError(f"the model's config is not a Keras config: {exc}", path=model.source) from None
+        raise FileFormatError(f"the model's config is not a Keras config: {exc}", path=model.source) from exc
     return remember_architecture(model, root)
 
 
@@ -123,33 +135,191 @@ def remember_architecture(model: Model, root: ConfigLayer) -> ConfigLayer:
     return root
 
 
-def _parse_layer(data: dict[str, Any]) -> ConfigLayer:
-    class_name = str(data.get("class_name", "unknown"))
-    config = data.get("config")
-    if isinstance(config, list):  # Keras 1 / 2.0 / 2.1 Sequential
+def _parse_layer(data: Any, where: str) -> ConfigLayer:
+    """One layer record, its fields' types checked; ``where`` locates it (``layers[3].``) in errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'the config'} is a {_kind(data)}, not a layer record (a JSON object)")
+    class_name = _text(data.get("class_name"), f"{where}class_name") or "unknown"
+    config = data.get("config", {})
+    if isinstance(config, list) and class_name == "Sequential":  # Keras 1 / 2.0 / 2.1 Sequential
         config = {"layers": config}
-    if not isinstance(config, dict):
-        config = {}
-    name = data.get("name") or config.get("name") or class_name.lower()
-    module = data.get("module") if isinstance(data.get("module"), str) else None
-    sublayers = _sublayers(class_name, config)
+    elif not isinstance(config, dict):
+        raise ConfigError(f"{where}config is a {_kind(config)} ({_shown(config)}), not an object")
+    name = _text(data.get("name"), f"{where}name") or _text(config.get("name"), f"{where}config.name") \
+        or class_name.lower()
+    module = _text(data.get("module"), f"{where}module")
+    inbound = data.get("inbound_nodes")
+    _check_nodes(inbound, f"{where}inbound_nodes")
+    sublayers = _sublayers(class_name, config, where)
     modern = config if sublayers is not None else modern_config(class_name, config)
-    layer = ConfigLayer(str(name), class_name, modern, inbound=_inbound_names(data.get("inbound_nodes")),
-                        module=module, raw=config)
+    check_fields(class_name, modern, f"{where}config.")
+    layer = ConfigLayer(name, class_name, modern, inbound=_inbound_names(inbound), module=module, raw=config)
     if sublayers is not None:
-        layer.layers = [_parse_layer(item) for item in sublayers if isinstance(item, dict)]
-        layer.input_names = _endpoint_names(config.get("input_layers"))
-        layer.output_names = _endpoint_names(config.get("output_layers"))
+        layer.layers = [_parse_layer(item, f"{where}config.layers[{index}].")
+                        for index, item in enumerate(sublayers)]
+        layer.input_names = _endpoint_names(config.get("input_layers"), f"{where}config.input_layers")
+        layer.output_names = _endpoint_names(config.get("output_layers"), f"{where}config.output_layers")
         if class_name == "Sequential":
             _chain_sequential(layer.layers)
     return layer
 
 
-def _sublayers(class_name: str, config: dict[str, Any]) -> list[Any] | None:
+class ConfigError(ValueError):
+    """Not a Keras config: a field of the wrong JSON type, named by its place (``config.layers[3].name``)."""
+
+
+# The JSON type of the fields that weightkit's readers, shape rules, cutter and converter rely on
+# (after `modern_config`): what a Keras of any generation writes there.
+_POSITIVE_INTS = ("kernel_size", "strides", "dilation_rate", "pool_size")
+_COUNTS = ("units", "filters", "depth_multiplier")
+_FLAGS = ("trainable", "use_bias", "keepdims", "rms_scaling", "return_sequences")
+_TEXTS = ("data_format", "function_type", "dim_ordering", "consume_less")  # the last two: Keras 1, left untranslated
+_SHAPES = ("batch_shape", "batch_input_shape", "input_shape")
+_MAX_DIM = 2**63 - 1  # an int64: what every tensor library stores a size in
+
+
+def check_fields(class_name: str, config: dict[str, Any], where: str) -> None:
+    """Raise `ConfigError` for a known field of one layer's (modern) ``config`` whose value has the wrong type."""
+    for key in _POSITIVE_INTS + (("size",) if class_name.startswith("UpSampling") else ()):
+        if config.get(key) is not None:
+            _ints_or_int(config[key], f"{where}{key}", least=1, nesting=1)
+    for key in _COUNTS:
+        if config.get(key) is not None:
+            _int(config[key], f"{where}{key}", least=0)
+    for key in _FLAGS:
+        if key in config and not isinstance(config[key], (bool, type(None))):
+            raise ConfigError(f"{where}{key} is a {_kind(config[key])} ({_shown(config[key])}), not true or false")
+    for key in _TEXTS:
+        _text(config.get(key), f"{where}{key}")
+    for key in ("padding", "cropping"):
+        if not isinstance(config.get(key), (str, type(None), dict)):
+            _ints_or_int(config[key], f"{where}{key}", least=0, nesting=2)
+    for key in ("axis", "dims"):
+        if config.get(key) is not None:
+            _ints_or_int(config[key], f"{where}{key}", least=-_MAX_DIM, nesting=1)
+    if config.get("target_shape") is not None:
+        check_shape(config["target_shape"], f"{where}target_shape", least=-1, nulls=False)
+    for key in _SHAPES:
+        if config.get(key) is not None:
+            check_shape(config[key], f"{where}{key}")
+    _dtype(config.get("dtype"), f"{where}dtype")
+    for key in ("name", "layer"):
+        if key == "name":
+            _text(config.get(key), f"{where}name")
+        elif key in config and not isinstance(config[key], (dict, type(None))):
+            raise ConfigError(f"{where}layer is a {_kind(config[key])}, not a layer record")
+
+
+def _check_records(data: Any) -> None:
+    """Bound the config's nesting, and check that every serialized object in it (layers, initializers, dtype
+    policies, functions) names its class and module with strings, as every reader of them (Keras too) assumes."""
+    most = limits.NESTING.value
+    stack: list[tuple[Any, int, Any]] = [(data, 1, None)]
+    while stack:  # one pass over the tree, without recursion; `where` is spelled out only for an error
+        item, level, where = stack.pop()
+        if level > most:
+            raise limits.NESTING.refusal(f"over {most}", "the Keras config")
+        if isinstance(item, dict):
+            for key in ("class_name", "module", "registered_name"):
+                value = item.get(key)
+                if value is not None and not isinstance(value, str):
+                    _text(value, _spelled((key, where)))
+            children: Any = item.items()
+        else:
+            children = enumerate(item)
+        stack.extend((value, level + 1, (key, where)) for key, value in children if isinstance(value, (dict, list)))
+
+
+def _spelled(where: Any) -> str:
+    """``("name", (1, ("layers", ("config", None))))`` as ``config.layers[1].name``."""
+    parts: list[str] = []
+    while where is not None:
+        key, where = where
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    return "".join(reversed(parts)).lstrip(".")
+
+
+def check_shape(shape: Any, where: str, *, least: int = 0, nulls: bool = True) -> None:
+    """A declared shape: a list of sizes (whole numbers from ``least`` to an int64's largest), or nulls if ``nulls``."""
+    if not isinstance(shape, list):
+        raise ConfigError(f"{where} is a {_kind(shape)} ({_shown(shape)}), not a list of sizes")
+    limits.ENTRIES.check(len(shape), f"the Keras config's {where}")
+    for index, size in enumerate(shape):
+        if size is not None or not nulls:
+            _int(size, f"{where}[{index}]", least=least)
+
+
+def _int(value: Any, where: str, *, least: int) -> None:
+    if type(value) is not int:
+        raise ConfigError(f"{where} is a {_kind(value)} ({_shown(value)}), not a whole number")
+    if not least <= value <= _MAX_DIM:
+        raise ConfigError(f"{where} is {_shown(value)}, outside {least:,} to {_MAX_DIM:,}")
+
+
+def _ints_or_int(value: Any, where: str, *, least: int, nesting: int) -> None:
+    """A number, or a list of them (lists of lists too, up to ``nesting`` levels: paddings' (before, after) pairs)."""
+    if isinstance(value, list) and nesting > 0:
+        limits.ENTRIES.check(len(value), f"the Keras config's {where}")
+        for index, item in enumerate(value):
+            _ints_or_int(item, f"{where}[{index}]", least=least, nesting=nesting - 1)
+    else:
+        _int(value, where, least=least)
+
+
+def _dtype(value: Any, where: str) -> None:
+    """A dtype name, or a Keras 3 DTypePolicy record ``{"config": {"name": ...}}``."""
+    if value is None or isinstance(value, str):
+        return
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} is a {_kind(value)} ({_shown(value)}), not a dtype name")
+    inner = value.get("config")
+    if inner is not None and not isinstance(inner, dict):
+        raise ConfigError(f"{where}.config is a {_kind(inner)}, not an object")
+    _text((inner or {}).get("name"), f"{where}.config.name")
+
+
+def _check_nodes(nodes: Any, where: str) -> None:
+    """``inbound_nodes``: Keras 3 calls ``{"args": [...], "kwargs": {...}}``, or Keras 1/2 lists of references."""
+    if nodes is None:
+        return
+    if not isinstance(nodes, list):
+        raise ConfigError(f"{where} is a {_kind(nodes)} ({_shown(nodes)}), not a list")
+    for index, node in enumerate(nodes):
+        if isinstance(node, dict):
+            for key, kind in (("args", list), ("kwargs", dict)):
+                if node.get(key) is not None and not isinstance(node[key], kind):
+                    raise ConfigError(f"{where}[{index}].{key} is a {_kind(node[key])} ({_shown(node[key])}), "
+                                      f"not a {_kind(kind())}")
+        elif not isinstance(node, list):  # Keras 1/2: references [[layer, node, tensor, kwargs], ...], or one
+            raise ConfigError(f"{where}[{index}] is {_shown(node)}, not a call (an object or a list of references)")
+
+
+def _text(value: Any, where: str) -> str | None:
+    """A field that must be a string (or absent)."""
+    if value is None or isinstance(value, str):
+        return value
+    raise ConfigError(f"{where} is a {_kind(value)} ({_shown(value)}), not a string")
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "JSON object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _sublayers(class_name: str, config: dict[str, Any], where: str) -> list[Any] | None:
     """The layer configs of a nested model (Sequential, Functional, ...); None for a plain layer."""
     sublayers = config.get("layers")
     if isinstance(sublayers, list) and (class_name in MODEL_CLASSES or class_name not in {"Merge"}):
+        limits.ENTRIES.check(len(sublayers), f"the Keras config's {where or 'model'} layers")
         return sublayers
+    if class_name in MODEL_CLASSES:
+        found = "no 'layers'" if sublayers is None else f"'layers' as a {_kind(sublayers)}"
+        raise ConfigError(f"{where}config of the {class_name} has {found}, not a list of layers")
     return None
 
 
@@ -178,12 +348,23 @@ def _inbound_names(nodes: Any) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _endpoint_names(endpoints: Any) -> list[str]:
-    if not isinstance(endpoints, list):
+def _endpoint_names(endpoints: Any, where: str) -> list[str]:
+    """The layer names of ``input_layers``/``output_layers``: ``[name, node, tensor]``, or lists or dicts of them."""
+    if endpoints is None:
         return []
-    if endpoints and isinstance(endpoints[0], str):  # a single [name, node, tensor]
-        return [endpoints[0]]
-    return [item[0] for item in endpoints if isinstance(item, list) and item and isinstance(item[0], str)]
+    if not isinstance(endpoints, (list, dict)):
+        raise ConfigError(f"{where} is a {_kind(endpoints)}, not a list of [layer, node, tensor]")
+    names: list[str] = []
+    stack: list[Any] = [endpoints]
+    while stack:  # a JSON tree, its depth already bounded
+        item = stack.pop()
+        if isinstance(item, list) and item and isinstance(item[0], str):
+            names.append(item[0])
+        elif isinstance(item, (list, dict)):
+            stack.extend(reversed(list(item.values() if isinstance(item, dict) else item)))
+        else:
+            raise ConfigError(f"{where} holds {_shown(item)}, not [layer name, node, tensor]")
+    return names
 
 
 def _chain_sequential(layers: list[ConfigLayer]) -> None:
@@ -204,8 +385,8 @@ def _sequential_input(model: ConfigLayer) -> list[TensorSpec]:
             shape = found
             dtype = _dtype_name(layer.config.get("dtype"))
             name = layer.name if layer.class_name == "InputLayer" else name
-    if not isinstance(shape, (list, tuple)):
-        return []
+    if not isinstance(shape, (list, tuple)) or not all(d is None or type(d) is int for d in shape):
+        return []  # no shape, or a multi-input build_input_shape: not one input's
     return [TensorSpec(name, tuple(_dim(d) for d in shape), dtype)]
 
 
@@ -221,7 +402,7 @@ def _batch_shape(config: dict[str, Any]) -> tuple[Dim, ...] | None:
 
 
 def _dim(value: Any) -> Dim:
-    return value if isinstance(value, (int, str)) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _dtype_name(value: Any) -> str | None:

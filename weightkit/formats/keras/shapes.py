@@ -4,13 +4,15 @@ Files record input shapes but rarely output shapes; this walks the config in gra
 order and applies each layer class's shape rule (the parser gives every generation's
 config in Keras 2/3 spelling). A Lambda's rule is its known function's (`lambdas.known_lambda`).
 A layer whose class has no rule here (a custom layer, a Lambda weightkit does not know)
-makes everything downstream of it unknown (None) rather than wrong.
+makes everything downstream of it unknown (None) rather than wrong. So does a size past
+an int64's range (a declared (None, 2**62, 2**62) flattened): no arithmetic here grows
+without bound, and nobody downstream is handed a size no tensor can have.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from math import ceil, prod
+from math import ceil
 from typing import Any
 
 from ...model import Dim, TensorSpec
@@ -21,6 +23,7 @@ __all__ = ["infer_shapes", "output_specs", "layer_output_shape", "broadcast_shap
 
 Shape = tuple[Dim, ...]
 Size = int | None  # a dimension that arithmetic applies to: known, or unknown
+_LARGEST = 2**63 - 1  # an int64: a larger size is unknown
 
 _SAME_SHAPE = {
     "BatchNormalization", "LayerNormalization", "GroupNormalization", "Normalization", "Activation", "ReLU",
@@ -74,9 +77,17 @@ def _layer_shape(layer: ConfigLayer, sources: list[Shape | None]) -> Shape | Non
     if not sources or len(known) != len(sources):
         return None
     try:
-        return _rule(layer, known)
-    except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError):
+        shape = _rule(layer, known)
+    except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError, OverflowError):
         return None
+    return None if shape is None else tuple(_in_range(d) for d in shape)
+
+
+def _in_range(size: Any) -> Dim:
+    """A computed size as a Dim: None where it is not a size a tensor can have."""
+    if isinstance(size, str):
+        return size
+    return size if type(size) is int and 0 <= size <= _LARGEST else None
 
 
 def _rule(layer: ConfigLayer, sources: list[Shape]) -> Shape | None:
@@ -225,15 +236,23 @@ def _reshape(shape: Shape, target: list[int]) -> Shape:
     dims: list[Dim] = list(target)
     if -1 in target:
         known = _product(shape[1:])
-        rest = prod(d for d in target if d != -1)
+        rest = _product(tuple(d for d in target if d != -1))
+        if rest is None:
+            return (shape[0], *(None if d == -1 else d for d in dims))
         dims[target.index(-1)] = None if known is None else known // rest
     return (shape[0], *dims)
 
 
 def _product(dims: tuple[Dim, ...]) -> int | None:
-    """The number of elements; None when a dim is unknown or symbolic."""
-    ints = [d for d in dims if isinstance(d, int)]
-    return prod(ints) if len(ints) == len(dims) else None
+    """The number of elements; None when a dim is unknown or symbolic, or the product passes an int64's range."""
+    total = 1
+    for dim in dims:
+        if not isinstance(dim, int):
+            return None
+        total *= dim
+        if total > _LARGEST:
+            return None  # stopped before the product grows with the number of dims
+    return total
 
 
 def _channels_first(config: dict[str, Any]) -> bool:
