@@ -55,9 +55,15 @@ def load(path: str | os.PathLike[str], *, arch: str | os.PathLike[str] | None = 
     block) to release the file. ``arch`` gives a Keras weights-only file its
     architecture (a JSON config or a full-model file): its layer order and graph.
 
+    Every failure a file's content causes is a `WeightkitError`; so is every failure of
+    `Tensor.read` on the returned model (anything else is a bug in weightkit: please report it).
+
     Raises:
         FileFormatError: the file is missing, broken, or in no format weightkit reads.
-        UnsafeFileError: the file asks for something weightkit refuses (links out, code).
+        UnsafeFileError: the file asks for something weightkit refuses (links out, code, sizes over
+            a limit of `weightkit.limits`).
+        UnsupportedError: a format or feature weightkit recognises but does not read.
+        UsageError: ``arch`` does not fit ``path`` (not a Keras weights file, no architecture in it).
 
     Example:
         >>> with weightkit.load("model.h5") as model:
@@ -66,7 +72,9 @@ def load(path: str | os.PathLike[str], *, arch: str | os.PathLike[str] | None = 
     if arch is not None:
         from .formats.keras.arch_file import read_with_architecture
 
-        return read_with_architecture(path, arch)
+        model = read_with_architecture(path, arch)
+        model.add_input_file(arch)  # a writer must not replace the architecture file either
+        return model
     from .formats import read
 
     return read(path)
@@ -82,7 +90,10 @@ def save(model: Model | MergeResult, path: str | os.PathLike[str], format: str |
 
     Raises:
         UsageError: ``model`` is neither (a `split` result holds two models: save each part), the
-            format is unknown, or ``path`` exists without ``force`` or is one of the model's inputs.
+            format is unknown, ``path`` exists without ``force`` (or appeared while writing), its
+            folder cannot be created, or ``path`` is any file the model was read from
+            (`Model.input_files`, compared as files on disk), whatever ``force`` says.
+        WeightkitError: reading a tensor to write it failed (see `Tensor.read`).
     """
     from .formats import write
 
@@ -108,6 +119,9 @@ def _savable(value: object) -> Model:
 def diff(a: Model | str | os.PathLike[str], b: Model | str | os.PathLike[str], *, values: bool = False) -> Diff:
     """Align two architectures layer by layer (any formats); returns a `weightkit.ops.diff.Diff`.
 
+    Raises:
+        WeightkitError: a file cannot be read (see `load`; with ``values``, `Tensor.read`).
+
     Example:
         >>> result = weightkit.diff("resnet.h5", "resnet.onnx")
         >>> result.differs, result.counts()
@@ -124,6 +138,10 @@ def check(first: Model | str | os.PathLike[str], head: Model | str | os.PathLike
     """``check(backbone, head)``: does the head fit; ``check(checkpoint, into=model)``: would it load.
 
     Returns a `weightkit.ops.check.CheckReport` whose findings carry the tensors involved and the fix.
+
+    Raises:
+        UsageError: neither or both of ``head`` and ``into`` given, or a bad ``input_shape``.
+        WeightkitError: a file cannot be read (see `load`).
     """
     from .errors import UsageError
     from .ops.check import check_into
@@ -146,6 +164,12 @@ def convert(path: str | os.PathLike[str], output: str | os.PathLike[str], *,
     tensors channels-first; ``batch_size`` fixes the batch dimension. For the ``onnx.ModelProto`` in
     memory without writing a file, use `weightkit.keras2onnx.convert_keras`.
 
+    Raises:
+        UsageError: bad options, or ``output`` exists (without ``force``), is in a folder that does not
+            exist, or is ``path`` or ``arch`` (whatever ``force`` says).
+        UnsupportedError: a layer has no converter (nothing is written).
+        WeightkitError: a file cannot be read (see `load`).
+
     Example:
         >>> weightkit.convert("mobilenet_v2.h5", "mobilenet_v2.onnx").outputs[0].shape
         ['batch', 1000]
@@ -165,6 +189,10 @@ def split(model: Model | str | os.PathLike[str], at: str | None = None, *, head_
 
     The parts read their tensors from the same file as ``model``: save them (`save`) and close them
     when done. Returns a `weightkit.ops.split.SplitResult` with ``backbone``, ``head`` and ``boundary``.
+
+    Raises:
+        UsageError: no such layer ``at``, a cut that leaves a part empty, or prefixes that match nothing.
+        WeightkitError: the file cannot be read (see `load`).
 
     Example:
         >>> parts = weightkit.split("resnet50.pt")
@@ -195,7 +223,8 @@ def merge(backbone: Model | str | os.PathLike[str], head: Model | str | os.PathL
 
     Raises:
         UsageError: the head does not fit (unless ``ignore_junction``), the parts cannot be joined,
-            or ``output`` exists (unless ``force``).
+            ``output`` exists (unless ``force``), or ``output`` is a file either part was read from
+            (whatever ``force`` says).
         WeightkitError: the written file does not read back as the merged model (a weightkit bug);
             the file is removed.
 

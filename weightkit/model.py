@@ -7,6 +7,7 @@ only when asked, so looking at a file never reads its weights.
 
 from __future__ import annotations
 
+import os
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -69,12 +70,28 @@ class Tensor:
         return dtypes.nbytes_of(self.dtype, self.size)
 
     def read(self) -> np.ndarray:
-        """Read the data from the file: a numpy array of ``shape``."""
+        """Read the data from the file: a numpy array of ``shape``.
+
+        Raises:
+            UnsupportedError: the tensor has no data weightkit can read (a dtype or layout it does not decode).
+            UnsafeFileError: the file asks for more memory than the machine has (or a limit of
+                `weightkit.limits` allows) to hold this tensor.
+            FileFormatError: the data is missing or broken (truncated file, bad compression, ...).
+            ModelClosedError: the model was closed before the read.
+        """
         if self.loader is None:
             from .errors import UnsupportedError
 
             raise UnsupportedError(f"tensor {self.name!r} has no readable data ({self.note or self.dtype})")
-        return self.loader()
+        try:
+            return self.loader()
+        except MemoryError as exc:  # a reader allocated what the file declares and the machine has not
+            from .errors import UnsafeFileError
+
+            raise UnsafeFileError(f"tensor {self.name!r} ({self.dtype}{list(self.shape)}) needs more memory to "
+                                  f"read than is available ({exc or 'MemoryError'})",
+                                  hint="the file may declare a size it does not hold; if you trust it, read it on "
+                                       "a machine with more memory") from exc
 
     def __repr__(self) -> str:
         layout = f" {self.layout}" if self.layout else ""
@@ -202,6 +219,7 @@ class Model:
     source: str | None = None
     graph: Any = field(default=None, repr=False)
     _held: list[_Held] = field(default_factory=list, repr=False)
+    _read_from: list[Path] = field(default_factory=list, repr=False)
 
     def walk(self) -> Iterator[tuple[str, Layer]]:
         """Yield ``(path, layer)`` for every layer and sublayer, depth first."""
@@ -233,7 +251,10 @@ class Model:
         """Keep ``other``'s open files alive while this model is open (parts cut from it, models joined from it).
 
         Closing either model then leaves the other readable; the files close with the last of them.
+        ``other``'s input files become this model's too (see `input_files`).
         """
+        for path in other.input_files():
+            self.add_input_file(path)
         for held in other._held:
             if held not in self._held:
                 held.holders += 1
@@ -243,11 +264,18 @@ class Model:
         """The open resources of type ``kind`` this model reads from (an ONNX writer wants its `OnnxSource`)."""
         return [held.resource for held in self._held if isinstance(held.resource, kind)]
 
+    def add_input_file(self, path: str | os.PathLike[str]) -> None:
+        """Record a file the model was made from but does not keep open (an architecture file given apart)."""
+        if Path(path) not in self._read_from:
+            self._read_from.append(Path(path))
+
     def input_files(self) -> list[Path]:
-        """Every file this model reads from (its source, shards, external data): never to be overwritten."""
+        """Every file this model was read from (its source, shards, external data, an architecture file, the
+        files of the models it was cut or joined from): writers never replace any of them."""
         files = [Path(self.source)] if self.source else []
         for held in self._held:
             files.extend(held.files())
+        files.extend(self._read_from)
         return list(dict.fromkeys(files))
 
     def __post_init__(self) -> None:

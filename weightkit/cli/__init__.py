@@ -2,14 +2,18 @@
 
 Commands live in sibling modules, each with ``add_arguments(parser)`` and
 ``run(args) -> int``; they are imported only when chosen, so ``--help`` stays fast.
-Errors a user can cause become one line on stderr and exit code 2.
+Errors a user can cause become one line on stderr and exit code 2, its control characters
+escaped (a file name or tensor name in it comes from the file).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 
 __all__ = ["main"]
@@ -33,10 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"weightkit {_version()}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    parser.add_argument("--limit", action="append", default=[], metavar="NAME=N", help=_limit_help())
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        sub.add_argument("--limit", action="append", dest="command_limit", default=[], metavar="NAME=N",
+                         help="as `weightkit --limit` (repeatable)")
         _command_module(module_name).add_arguments(sub)
     return parser
 
@@ -51,12 +58,18 @@ def main(argv: list[str] | None = None) -> int:
     from ..errors import WeightkitError
 
     try:
-        return _command_module(COMMANDS[args.command][0]).run(args)
+        with _limits_set(args.limit + getattr(args, "command_limit", [])):
+            return _command_module(COMMANDS[args.command][0]).run(args)
     except WeightkitError as error:
         if args.debug:
             raise
         _print_error(str(error))
         return error.exit_code
+    except MemoryError as error:  # an allocation a file asked for (a reader should have refused it first)
+        if args.debug:
+            raise
+        _print_error(str(_out_of_memory(error)))
+        return 2
     except KeyboardInterrupt:
         _print_error("interrupted")
         return 130
@@ -73,8 +86,46 @@ def _command_module(name: str) -> ModuleType:
     return importlib.import_module(f"{__name__}.{name}_cmd")
 
 
+def _limit_help() -> str:
+    from ..limits import LIMITS
+
+    return ("raise (or lower) a resource limit for this run, repeatable; as WEIGHTKIT_MAX_<NAME>=N. NAME is one of "
+            + ", ".join(limit.name for limit in LIMITS) + " (see docs/security.md)")
+
+
+@contextmanager
+def _limits_set(settings: list[str]) -> Iterator[None]:
+    """Run the command under the ``--limit NAME=N`` settings (see `weightkit.limits.raised`)."""
+    from ..limits import raised
+
+    values = dict(_limit_setting(text) for text in settings)
+    with raised(**values):
+        yield
+
+
+def _limit_setting(text: str) -> tuple[str, int]:
+    """``NAME=N`` as (name, value); N a whole number, ``_`` allowed between digits."""
+    from ..errors import UsageError
+    from ..limits import by_name
+
+    name, equals, value = text.partition("=")
+    if not equals or not re.fullmatch(r"[0-9][0-9_]*", value.strip()):
+        raise UsageError(f"--limit {text!r} is not NAME=N with N a whole number", hint="e.g. --limit entries=5000000")
+    return by_name(name.strip()).name, int(value.strip())
+
+
+def _out_of_memory(error: MemoryError) -> Exception:
+    from ..errors import UnsafeFileError
+
+    detail = f" ({error})" if str(error) else ""
+    return UnsafeFileError(f"a file asked for more memory than this machine has{detail}",
+                           hint="it may declare sizes it does not hold; if you trust it, use a bigger machine")
+
+
 def _print_error(text: str) -> None:
-    print(f"weightkit: error: {' '.join(text.split())}", file=sys.stderr)
+    from .render import safe
+
+    print(f"weightkit: error: {safe(' '.join(text.split()))}", file=sys.stderr)
 
 
 def _version() -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UsageError
-from .render import console, parse_shape, print_json
+from .render import console, parse_shape, print_json, safe, styled
 
 _STYLE = {"error": "red", "warning": "yellow", "info": "dim"}
 
@@ -98,24 +98,24 @@ def _render(report: Any, args: argparse.Namespace, written: _Written | None) -> 
     out = console()
     for finding in report.findings:
         style = _STYLE.get(finding.severity, "")
-        out.print(f"[{style}]{finding.severity}[/{style}] {finding.kind}: {finding.message}")
+        out.print(styled((safe(finding.severity), style), " ", safe(f"{finding.kind}: {finding.message}")))
         if finding.fix:
-            out.print(f"    fix: {finding.fix}")
+            out.print(f"    fix: {safe(finding.fix)}")
     verdict = "fits" if report.ok else f"{len(report.errors())} problem(s)" if report.errors() else "warnings"
-    out.print(f"[bold]{verdict}[/bold] ({report.semantics} semantics)")
+    out.print(styled((verdict, "bold"), safe(f" ({report.semantics} semantics)")))
     if written is not None:
         _render_written(out, written)
 
 
 def _render_written(out: Any, written: _Written) -> None:
-    out.print(f"wrote {written.path} ({written.format})", markup=False)
+    out.print(safe(f"wrote {written.path} ({written.format})"))
     kept = written.kept_layers
     if kept:
         shown = ", ".join(kept[:8]) + (f" ... ({len(kept) - 8} more)" if len(kept) > 8 else "")
         out.print(f"    kept the model's own values for {len(kept)} layer(s) the checkpoint has no fitting "
-                  f"weights for: {shown}", markup=False)
+                  f"weights for: {safe(shown)}")
     for finding in written.recheck.findings:
         if finding.severity in ("error", "warning"):
-            out.print(f"    still {finding.severity} {finding.kind}: {finding.message}", markup=False)
+            out.print(safe(f"    still {finding.severity} {finding.kind}: {finding.message}"))
     state = "loads into the model" if written.recheck.ok else "does not load cleanly into the model yet"
-    out.print(f"{written.path} {state}", style="bold", markup=False)
+    out.print(safe(f"{written.path} {state}"), style="bold")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
-from .render import console, fmt_bytes, print_json
+from ..errors import WeightkitError
+from .render import console, fmt_bytes, print_json, safe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import convert
 
+    folder = Path(args.output).parent
+    before = set(folder.iterdir()) if folder.is_dir() else set()
     with _status("converting", args.json):
         report = convert(args.model, args.output, arch=args.arch, opset=args.opset, nchw=args.nchw,
                          batch_size=args.batch_size, force=args.force)
@@ -35,8 +39,14 @@ def run(args: argparse.Namespace) -> int:
     if args.verify:
         from ..keras2onnx.verify import verify
 
-        with _status("verifying against Keras", args.json):
-            verification = verify(args.model, args.output, arch=args.arch, nchw=args.nchw)
+        try:
+            with _status("verifying against Keras", args.json):
+                verification = verify(args.model, args.output, arch=args.arch, nchw=args.nchw)
+        except WeightkitError:
+            # A refused verification is a refused command: leave no converted file behind it.
+            for created in set(folder.iterdir()) - before:
+                created.unlink(missing_ok=True)
+            raise
     if args.json:
         print_json(_document(report, verification))
     else:
@@ -87,18 +97,18 @@ def _print_summary(report: Any, verification: Any) -> None:
     rows += [("warning", warning) for warning in report.warnings]
     if verification is not None:
         rows.append(("verify", verification.summary()))
+    rows = [(label, safe(text)) for label, text in rows]  # names and paths come from the files
     if not sys.stdout.isatty():  # plain text, and no rich import, when piped
         width = max(len(label) for label, _ in rows)
         print("\n".join(f"{label:<{width}}  {text}" for label, text in rows))
         return
-    from rich.markup import escape
     from rich.table import Table
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
     for label, text in rows:
-        grid.add_row(label, escape(text), style="yellow" if label == "warning" else None)
+        grid.add_row(label, text, style="yellow" if label == "warning" else None)
     console().print(grid)
 
 

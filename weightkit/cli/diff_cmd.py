@@ -12,8 +12,10 @@ from .render import (
     fitted_table,
     fmt_shape,
     print_json,
+    safe,
     shorten,
     shorten_distinct,
+    styled,
     table_fits,
 )
 
@@ -62,7 +64,7 @@ def _table(result: Any, show_all: bool, width: int) -> Any:
 def _source_header(side: str, source: str | None, cells: list[str]) -> str:
     """``A: path/of/a.h5``, its middle left out where it is wider than the column's cells (the file name stays)."""
     widest = max((len(line) for cell in cells for line in cell.split("\n")), default=0)
-    return shorten(f"{side}: {source}", max(widest, 24))
+    return shorten(safe(f"{side}: {source}"), max(widest, 24))
 
 
 def _marked_table(headers: tuple[str, ...], pairs: list[Any]) -> Any:
@@ -77,10 +79,9 @@ def _marked_table(headers: tuple[str, ...], pairs: list[Any]) -> Any:
     return table
 
 
-def _plain(marked: str) -> str:
-    from rich.text import Text
-
-    return Text.from_markup(marked).plain
+def _plain(shown: Any) -> str:
+    """The characters of a styled cell (see `_side`), for measuring and shortening."""
+    return str(shown.plain)
 
 
 def _side_line(unit: Any) -> str:
@@ -88,15 +89,15 @@ def _side_line(unit: Any) -> str:
     if unit is None:
         return "—"
     if unit.fold is not None:
-        return f"{unit.fold.conv.path} + {unit.fold.norm.path}"
-    return str(unit.path)
+        return safe(f"{unit.fold.conv.path} + {unit.fold.norm.path}")
+    return safe(unit.path)
 
 
 def _changes_line(pair: Any) -> str:
     """The differences of a pair on one line, ``; `` between them, shapes written without spaces."""
     if pair.a is None or pair.b is None:
         return _plain(_changes(pair))
-    return "; ".join(_change_text(change) for change in pair.changes) or "same"
+    return safe("; ".join(_change_text(change) for change in pair.changes) or "same")
 
 
 def _change_text(change: Any) -> str:
@@ -110,32 +111,35 @@ def _shorter_changes(pair: Any) -> list[str]:
     """Shorter forms of `_changes_line`: the first difference and how many more, then what changed in which roles."""
     changes = pair.changes if pair.a is not None and pair.b is not None else []
     if len(changes) < 2:
-        return [f"{changes[0].role}: {changes[0].what}"] if changes else []
+        return [safe(f"{changes[0].role}: {changes[0].what}")] if changes else []
     roles: dict[str, list[str]] = {}
     for change in changes:
         roles.setdefault(change.what, []).append(change.role)
-    return [f"{_change_text(changes[0])}; +{len(changes) - 1}",
-            "; ".join(f"{what} {', '.join(names)}" for what, names in roles.items())]
+    return [safe(f"{_change_text(changes[0])}; +{len(changes) - 1}"),
+            safe("; ".join(f"{what} {', '.join(names)}" for what, names in roles.items()))]
 
 
-def _side(unit: Any) -> str:
+def _side(unit: Any) -> Any:
+    """One side of a pair as styled text: its path, its class dimmed, its shapes on a second line."""
     if unit is None:
-        return "—"
+        return styled("—")
     if unit.fold is not None:  # the convolution and its batch norm, as the one folded convolution
-        return f"{_side(unit.fold.conv)}\n+ {_side(unit.fold.norm)}"
+        return styled("").join([_side(unit.fold.conv), styled("\n+ "), _side(unit.fold.norm)])
     shapes = ", ".join(fmt_shape(t.shape) for t in unit.tensors.values())
-    return f"{unit.path} [dim]{unit.layer.type_name or unit.kind}[/dim]" + (f"\n[dim]{shapes}[/dim]" if shapes else "")
+    return styled(safe(unit.path), " ", (safe(unit.layer.type_name or unit.kind), "dim"),
+                  ("\n" + safe(shapes), "dim") if shapes else "")
 
 
-def _changes(pair: Any) -> str:
+def _changes(pair: Any) -> Any:
     if pair.a is None:
-        return "[green]only in B[/green]"
+        return styled(("only in B", "green"))
     if pair.b is None:
-        return "[red]only in A[/red]"
-    return "\n".join(f"{change.role}: {change.what} {change.detail}".rstrip() for change in pair.changes) or "same"
+        return styled(("only in A", "red"))
+    return styled("\n".join(safe(f"{change.role}: {change.what} {change.detail}".rstrip()) for change in pair.changes)
+                  or "same")
 
 
-def _summary(result: Any) -> str:
+def _summary(result: Any) -> Any:
     from ..ops.diff import VERDICTS
 
     counts = result.counts()
@@ -149,4 +153,4 @@ def _summary(result: Any) -> str:
     if counts.get("folded"):
         text += f"; {counts['folded']} batch norm(s) folded into a convolution"
     lines = [text, *(f"{change.where} {change.index}: {change.what} {change.detail}" for change in result.shapes)]
-    return "\n".join(lines) + f"\n[bold]{VERDICTS[result.verdict]}[/bold]"
+    return styled("\n".join(safe(line) for line in lines) + "\n", (VERDICTS[result.verdict], "bold"))

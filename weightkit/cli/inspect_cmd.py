@@ -14,7 +14,9 @@ from .render import (
     fmt_shape,
     folding,
     print_json,
+    safe,
     shorten_distinct,
+    styled,
     table_fits,
 )
 
@@ -67,24 +69,24 @@ def _header(model: Any) -> Any:
     grid.add_column(style="bold")
     grid.add_column()
     metadata = dict(model.metadata)
-    grid.add_row("file", str(model.source))
-    grid.add_row("format", f"{model.format} — {_contents(model, metadata.pop('description', None))}")
+    grid.add_row("file", safe(model.source))
+    grid.add_row("format", safe(f"{model.format} — {_contents(model, metadata.pop('description', None))}"))
     writer = metadata.pop("writer", None) or model.framework or "unknown"
     backend = metadata.pop("backend", None)
-    grid.add_row("written by", writer + (f", {backend} backend" if backend else ""))
+    grid.add_row("written by", safe(f"{writer}, {backend} backend" if backend else writer))
     for spec in model.inputs:
-        grid.add_row("input", f"{spec.name} {fmt_shape(spec.shape)} {spec.dtype or ''}".rstrip())
+        grid.add_row("input", safe(f"{spec.name} {fmt_shape(spec.shape)} {spec.dtype or ''}".rstrip()))
     for spec in model.outputs:
-        grid.add_row("output", f"{spec.name} {fmt_shape(spec.shape)} {spec.dtype or ''}".rstrip())
+        grid.add_row("output", safe(f"{spec.name} {fmt_shape(spec.shape)} {spec.dtype or ''}".rstrip()))
     verdict = _backbone_verdict(model)
     if verdict:
-        grid.add_row("looks like", verdict)
+        grid.add_row("looks like", safe(verdict))
     for key, value in metadata.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items() if v is not None)
         elif isinstance(value, (list, tuple)):
             value = ", ".join(str(item) for item in value)
-        grid.add_row(key.replace("_", " "), str(value))
+        grid.add_row(safe(key.replace("_", " ")), safe(value))
     return grid
 
 
@@ -114,8 +116,9 @@ def _layer_table(model: Any, width: int) -> Any:
     for index, layer in enumerate(model.layers):
         nested = sum(1 for _ in layer.walk()) - 1 if layer.layers else 0
         params = fmt_count(layer_params(model, layer))
-        whole.append([str(index), layer.name, layer.type_name or "", layer.kind, _tensor_lines(layer, nested), params])
-        folded.append([str(index), layer.name, layer.kind, _tensor_shapes(layer, nested), params])
+        name, kind = safe(layer.name), safe(layer.kind)
+        whole.append([str(index), name, safe(layer.type_name or ""), kind, _tensor_lines(layer, nested), params])
+        folded.append([str(index), name, kind, _tensor_shapes(layer, nested), params])
     if table_fits(_LAYER_COLUMNS, whole, width):
         return fitted_table(_LAYER_COLUMNS, whole, width)
     return fitted_table(_FOLDED_LAYER_COLUMNS, folded, width)
@@ -127,7 +130,7 @@ def _tensor_lines(layer: Any, nested: int) -> str:
     lines = []
     for role, tensor in layer.tensors.items():
         layout = f" {tensor.layout}" if tensor.layout else ""
-        lines.append(f"{role} {fmt_shape(tensor.shape)} {tensor.dtype}{layout}")
+        lines.append(safe(f"{role} {fmt_shape(tensor.shape)} {tensor.dtype}{layout}"))
     return "\n".join(lines) or "-"
 
 
@@ -150,19 +153,18 @@ def _compact_shape(shape: Any) -> str:
 
 
 def _tree(model: Any) -> Any:
-    from rich.markup import escape
     from rich.tree import Tree
 
     from ..ops.inspect import layer_params
 
-    root = Tree(f"{model.format} ({len(model.layers)} layers)")
+    root = Tree(styled(f"{model.format} ({len(model.layers)} layers)"))
 
     def add(node: Any, layer: Any) -> None:
         params = fmt_count(layer_params(model, layer))
-        branch = node.add(f"{escape(layer.name)}  [dim]{escape(layer.type_name or layer.kind)}[/dim]  {params}")
+        branch = node.add(styled(safe(layer.name), "  ", (safe(layer.type_name or layer.kind), "dim"), f"  {params}"))
         for tensor in layer.tensors.values():
-            branch.add(f"{escape(tensor.role)} {fmt_shape(tensor.shape)} {tensor.dtype}  "
-                       f"[dim]{escape(tensor.name)}[/dim]")
+            branch.add(styled(f"{safe(tensor.role)} {fmt_shape(tensor.shape)} {safe(tensor.dtype)}  ",
+                              (safe(tensor.name), "dim")))
         for sub in layer.layers:
             add(branch, sub)
 
@@ -175,11 +177,11 @@ def _tensor_table(model: Any, width: int) -> Any:
     """One row per tensor (extras last, their group as the layer); folded like the layer table where narrow."""
     found = [(tensor, path) for path, layer in model.walk() for tensor in layer.tensors.values()]
     found += [(tensor, f"({group})") for group, tensors in model.extras.items() for tensor in tensors]
-    whole = [[t.name, path, t.role, fmt_shape(t.shape), t.dtype, t.layout or "", fmt_count(t.size)]
-             for t, path in found]
+    whole = [[safe(t.name), safe(path), safe(t.role), fmt_shape(t.shape), safe(t.dtype), safe(t.layout or ""),
+              fmt_count(t.size)] for t, path in found]
     if table_fits(_TENSOR_COLUMNS, whole, width):
         return fitted_table(_TENSOR_COLUMNS, whole, width)
-    folded = [[t.name, t.role, _compact_shape(t.shape), t.dtype, fmt_count(t.size)] for t, _ in found]
+    folded = [[safe(t.name), safe(t.role), _compact_shape(t.shape), safe(t.dtype), fmt_count(t.size)] for t, _ in found]
     return fitted_table(_FOLDED_TENSOR_COLUMNS, folded, width)
 
 
@@ -201,5 +203,6 @@ def _footer(model: Any, total: Any) -> Any:
     grid.add_row("data", f"{fmt_bytes(total.nbytes)}" + (f" ({sizes})" if sizes else ""))
     for group, tensors in model.extras.items():
         values = sum(t.size for t in tensors)
-        grid.add_row(group.replace("_", " "), f"{len(tensors)} tensors, {fmt_count(values)} values (not counted above)")
+        grid.add_row(safe(group.replace("_", " ")),
+                     f"{len(tensors)} tensors, {fmt_count(values)} values (not counted above)")
     return grid

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .render import console, print_json
+from .render import console, print_json, safe
 from .split_cmd import WritableFormats
 
 
@@ -33,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     out = console()
     for finding in report.findings:
-        out.print(f"{finding.severity} {finding.kind}: {finding.message}", markup=False)
-    out.print(f"wrote {result.output} ({result.output_format})"
+        out.print(safe(f"{finding.severity} {finding.kind}: {finding.message}"))
+    out.print(safe(f"wrote {result.output} ({result.output_format})")
               + (", joined although the head does not fit (--ignore-junction)" if document["junction_ignored"]
-                 else ""), markup=False)
+                 else ""))
     return 0

@@ -1,9 +1,17 @@
-"""Shared pieces of terminal output: the console, numbers, shapes, JSON, tables that fit the terminal."""
+r"""Shared pieces of terminal output: the console, numbers, shapes, JSON, tables that fit the terminal.
+
+Names and metadata come from files nobody vetted, so output is safe by construction: the one
+`console` reads no string as rich markup (``[/]``, ``[link=...]`` in a tensor name are text) and
+shows control characters escaped (``\x1b``, ``\u202e``: no clear screen, window title, clipboard
+write or reversed text), wherever the string ends up (a table, a tree, a plain line). Styles are
+given as data (`styled`), never by markup in a string.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -12,19 +20,79 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import JustifyMethod
 
-__all__ = ["console", "print_json", "fmt_shape", "fmt_count", "fmt_bytes", "parse_shape", "shorten",
-           "shorten_distinct", "fold_items", "folding", "first_fitting", "Column", "fitted_table", "table_fits"]
+__all__ = ["console", "safe", "safe_lines", "styled", "print_json", "fmt_shape", "fmt_count", "fmt_bytes",
+           "parse_shape", "shorten", "shorten_distinct", "fold_items", "folding", "first_fitting", "Column",
+           "fitted_table", "table_fits"]
 
 ELLIPSIS = "…"
 
+# What a terminal acts on instead of showing: C0 and C1 controls, DEL, bidi overrides and isolates,
+# and the Unicode line and paragraph separators.
+_NOT_C0 = "\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[\x00-\x1f{_NOT_C0}]")
+_UNSAFE_BUT_NEWLINE = re.compile(f"[\x00-\x09\x0b-\x1f{_NOT_C0}]")
+
+
+def safe(text: object) -> str:
+    r"""``text`` with every control character escaped (``\x1b``, ``\u202e``), newlines and tabs too: one line."""
+    return _UNSAFE.sub(_escaped, str(text))
+
+
+def safe_lines(text: object) -> str:
+    """``text`` with every control character escaped but the newlines between its lines (weightkit's own)."""
+    return _UNSAFE_BUT_NEWLINE.sub(_escaped, str(text))
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def styled(*parts: str | tuple[str, str]) -> Any:
+    """A rich Text of ``parts`` (strings, or ``(string, style)`` pairs), each shown as it is, never as markup."""
+    from rich.text import Text
+
+    text = Text()
+    for part in parts:
+        content, style = (part, "") if isinstance(part, str) else part
+        text.append(safe_lines(content), style=style)
+    return text
+
 
 def console() -> Any:
-    """A rich console: colour on a terminal, plain and wide when piped; NO_COLOR respected."""
-    from rich.console import Console
-
+    """A rich console that shows every string as text (see the module's docstring): colour on a terminal, plain
+    and wide when piped; NO_COLOR respected."""
     if sys.stdout.isatty():
-        return Console(highlight=False)
-    return Console(highlight=False, no_color=True, width=int(os.environ.get("COLUMNS", 200)), soft_wrap=False)
+        return _safe_console()(highlight=False, markup=False, emoji=False)
+    return _safe_console()(highlight=False, markup=False, emoji=False, no_color=True,
+                           width=int(os.environ.get("COLUMNS", 200)), soft_wrap=False)
+
+
+def _safe_console() -> type:
+    """The Console class whose strings are never markup and whose output carries no control characters."""
+    global _SafeConsole
+    if _SafeConsole is None:
+        from rich.console import Console
+        from rich.segment import Segment
+
+        class SafeConsole(Console):
+            def render_str(self, text: str, **options: Any) -> Any:
+                """A string to show: escaped, and never markup or emoji codes, whatever the caller asked."""
+                return super().render_str(safe_lines(text), **{**options, "markup": False, "emoji": False})
+
+            def render(self, renderable: Any, options: Any = None) -> Any:
+                """What reaches the terminal, with any control character left in a text escaped (a last guard)."""
+                for segment in super().render(renderable, options):
+                    if segment.control is None and _UNSAFE_BUT_NEWLINE.search(segment.text):
+                        yield Segment(safe_lines(segment.text), segment.style)
+                    else:
+                        yield segment
+
+        _SafeConsole = SafeConsole
+    return _SafeConsole
+
+
+_SafeConsole: type | None = None
 
 
 def print_json(document: Any) -> None:
@@ -157,8 +225,10 @@ def fitted_table(columns: Sequence[Column], rows: Sequence[Sequence[str]], width
     """A rich table of plain-text ``rows`` in ``width`` characters, each line of a cell on one line: the
     shrinkable columns give way, widest first, down to their floor (past that, rich cuts cells' ends).
 
-    ``styles`` (the shape of ``rows``) gives each cell a rich style; cell text is never read as markup.
+    ``styles`` (the shape of ``rows``) gives each cell a rich style; cell text is never read as markup, and its
+    control characters are escaped before it is measured.
     """
+    rows = [[safe_lines(cell) for cell in row] for row in rows]
     natural = _natural_widths(columns, rows)
     widths, _ = _fitted_widths(natural, columns, width)
     cells = _shrunk_rows(columns, rows, natural, widths)
@@ -236,7 +306,7 @@ def _rich_table(columns: Sequence[Column], headers: list[str], cells: list[list[
 
     table = Table(box=box.SIMPLE_HEAD)
     for column, header in zip(columns, headers):
-        table.add_column(Text(header), justify=column.justify, no_wrap=True, overflow="ellipsis")
+        table.add_column(Text(safe(header)), justify=column.justify, no_wrap=True, overflow="ellipsis")
     for index, row in enumerate(cells):
         row_styles = styles[index] if styles is not None else [""] * len(row)
         table.add_row(*(Text(text, style=style) for text, style in zip(row, row_styles)))

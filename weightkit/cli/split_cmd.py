@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from .render import console, fmt_count, fmt_shape, parse_shape, print_json
+from .render import console, fmt_count, fmt_shape, parse_shape, print_json, safe
 
 
 class WritableFormats:
@@ -60,10 +60,14 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--out DIR is required to split (or use --list-boundaries)")
         if not args.at and not args.head_prefix:
             proposal = propose_boundary(model)
-            console().print(f"cutting after {proposal.at!r}: {proposal.reason}", style="dim") if not args.json else None
+            if not args.json:
+                console().print(safe(f"cutting after {proposal.at!r}: {proposal.reason}"), style="dim")
         written = by_name(args.format) if args.format else output_format_for(model)
         suffix = written.suffixes[0]
         paths = [Path(args.out) / f"{args.backbone_name}{suffix}", Path(args.out) / f"{args.head_name}{suffix}"]
+        if paths[0] == paths[1]:
+            raise UsageError(f"the backbone and the head would both be written to {paths[0]}",
+                             hint="give --backbone-name and --head-name different names")
         head_input = parse_shape(args.head_input_shape, "--head-input-shape", "the shape at the cut, e.g. 13,13,1024")
         with split_model(model, args.at, head_prefixes=args.head_prefix, strip_prefixes=args.strip_prefixes,
                          head_input_shape=head_input) as result:
@@ -76,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         where = (f"cut after {boundary.at} {fmt_shape(boundary.shape) if boundary.shape else ''}".rstrip()
                  if boundary.at else f"head: the keys under {', '.join(boundary.head_prefixes)}")
-        console().print(f"{where}\n"
-                        f"wrote {paths[0]} ({fmt_count(boundary.backbone_params)} parameters)\n"
-                        f"wrote {paths[1]} ({fmt_count(boundary.head_params)} parameters)")
+        console().print(f"{safe(where)}\n"
+                        f"{safe(f'wrote {paths[0]}')} ({fmt_count(boundary.backbone_params)} parameters)\n"
+                        f"{safe(f'wrote {paths[1]}')} ({fmt_count(boundary.head_params)} parameters)")
     return 0
 
 
@@ -114,7 +118,7 @@ def _list(model: Any, found: list, args: argparse.Namespace) -> int:
     for column in ("cut after", "shape there", "backbone params", "head params"):
         table.add_column(column, justify="right" if "params" in column else "left")
     for boundary in found:
-        table.add_row(boundary.at, fmt_shape(boundary.shape), fmt_count(boundary.backbone_params),
+        table.add_row(safe(boundary.at), fmt_shape(boundary.shape), fmt_count(boundary.backbone_params),
                       fmt_count(boundary.head_params))
     console().print(table)
     return 0

@@ -38,6 +38,8 @@ class Format:
         write: ``write(model, path, force=...)``; None when weightkit cannot write it.
         writes_back: the `Model.format` values this format writes by default (a split's parts keep
             their source's format: a ``torch-legacy`` checkpoint's parts are written as ``torch``).
+        by_suffix: a file no sniffer takes is still read as this format when its name has one of
+            ``suffixes`` (so a broken file gets this format's precise error, not "unknown format").
     """
 
     name: str
@@ -47,6 +49,7 @@ class Format:
     read: Callable[[Probe], Model] | None = None
     write: Writer | None = None
     writes_back: tuple[str, ...] = ()
+    by_suffix: bool = False
 
     def __repr__(self) -> str:
         return f"<Format {self.name}>"
@@ -76,6 +79,10 @@ def detect(path: str | os.PathLike[str]) -> tuple[Format, Probe]:
     found = probe(path)
     for candidate in registry():
         if candidate.sniff is not None and candidate.read is not None and candidate.sniff(found):
+            return candidate, found
+    name = found.path.name.lower()
+    for candidate in registry():  # content first, always: the name decides only what nothing claimed
+        if candidate.by_suffix and candidate.read is not None and name.endswith(candidate.suffixes):
             return candidate, found
     raise FileFormatError(_unknown_format(found), path=found.path, hint=f"weightkit reads {_supported()}")
 
@@ -117,16 +124,18 @@ def write(model: Model, path: str | os.PathLike[str], format: str | None = None,
 
     Raises:
         UsageError: unknown format, a suffix that names none, ``path`` exists without ``force``,
-            or ``path`` is a file ``model`` reads from (its source, a shard, external data).
+            or ``path`` is a file ``model`` reads from (its source, a shard, external data, the
+            architecture file, either part of a merge), however it is named (`os.path.samefile`),
+            whatever ``force`` says.
     """
+    from .._atomic import check_not_an_input, protecting
+
     chosen = by_name(format) if format is not None else _from_suffix(path)
-    target = Path(path)
-    if target.exists() and any(target.resolve() == source.resolve() for source in model.input_files()
-                               if source.exists()):
-        raise UsageError(f"{target} is an input; weightkit never overwrites its inputs",
-                         hint="choose another output path")
+    inputs = model.input_files()
+    check_not_an_input(path, inputs)
     assert chosen.write is not None  # by_name and _from_suffix return writable formats only
-    chosen.write(model, path, force=force)
+    with protecting(inputs):  # every file the writer makes (an ONNX data file too) is checked again
+        chosen.write(model, path, force=force)
 
 
 def _from_suffix(path: str | os.PathLike[str]) -> Format:

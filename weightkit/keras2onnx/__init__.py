@@ -98,12 +98,16 @@ def convert_file(path: str | os.PathLike[str], output: str | os.PathLike[str], *
         UsageError: ``output`` exists and ``force`` is False, or its folder does not exist (both checked
             before any work), or ``output`` is an input.
     """
+    from .._atomic import check_not_an_input, protecting
     from .onnx_model import save_model
 
+    inputs = tuple(os.fspath(i) for i in (path, arch) if i is not None)
     _check_options(opset, batch_size)
+    check_not_an_input(output, inputs)
     _check_output(output, force)
     result = convert_keras(path, arch=arch, opset=opset, nchw=nchw, batch_size=batch_size)
-    save_model(result.graph, output, force=force, inputs=(path, arch))
+    with protecting(inputs):  # the weights data file beside a big model is checked too
+        save_model(result.graph, output, force=force, inputs=inputs)
     result.report.output_path = os.fspath(output)
     return result.report
 

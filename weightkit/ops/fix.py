@@ -80,7 +80,9 @@ def _renamed(checkpoint: Model, model: Model, report: CheckReport) -> Model:
 
 
 def _relaid(tensor: Tensor, name: str, target: Tensor | None) -> Tensor:
-    if target is None or None in (tensor.layout, target.layout) or tensor.layout == target.layout:
+    """``tensor`` renamed ``name``, in ``target``'s axis order where it holds the same kernel in another layout
+    (a tensor that does not fit ``target`` is written as it is: the check reports the mismatch)."""
+    if target is None or not _relaid_between(tensor, target) or canonical_shape(tensor) != canonical_shape(target):
         return Tensor(name, tensor.shape, tensor.dtype, layout=tensor.layout, loader=tensor.loader)
     return Tensor(name, target.shape, tensor.dtype, layout=target.layout,
                   loader=lambda: to_layout_of(canonical_array(tensor), target))

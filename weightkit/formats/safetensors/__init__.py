@@ -12,5 +12,5 @@ __all__ = ["FORMATS"]
 
 FORMATS = (
     Format("safetensors", file.LABEL, (".safetensors",), file.sniff, file.read, file.write,
-           writes_back=("safetensors",)),
+           writes_back=("safetensors",), by_suffix=True),
 )

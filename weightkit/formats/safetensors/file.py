@@ -65,15 +65,13 @@ _METADATA_KEY = "__metadata__"
 
 
 def sniff(probe: Probe) -> bool:
-    """A header length of at most 100 MB followed by ``{``; or a ``.safetensors`` name.
+    """A header length of at most 100 MB followed by ``{``.
 
-    The name alone is accepted only after every earlier family declined the file, so a
-    broken ``.safetensors`` file gets a precise error rather than "unknown format".
+    A broken file named ``.safetensors`` is read as one only after every family declined
+    it (the format's ``by_suffix``), so it gets a precise error rather than "unknown format".
     """
     length = int.from_bytes(probe.head[:8], "little") if len(probe.head) >= 8 else None
-    if length is not None and length <= MAX_HEADER_SIZE and probe.head[8:9] == b"{":
-        return True
-    return probe.path.name.lower().endswith(".safetensors")
+    return length is not None and length <= MAX_HEADER_SIZE and probe.head[8:9] == b"{"
 
 
 def read(probe: Probe) -> Model:
