@@ -29,3 +29,7 @@ class Case:
     match: str | None = None
     commands: tuple[str, ...] = COMMANDS
     env: dict[str, str] = field(default_factory=dict)  # e.g. a lowered limit
+    # The benign companion kind for diff/check/merge (a key of benign.FILES); None: chosen by the file's content.
+    companion: str | None = None
+    # More places (relative to the folder, or absolute) that must not exist after the run, besides any CANARY.
+    canaries: tuple[str, ...] = ()
