@@ -19,6 +19,7 @@ import json
 import lzma
 import os
 import random
+import struct
 import subprocess
 import sys
 import time
@@ -92,14 +93,18 @@ def splice(data: bytes, donor: bytes, start: int, length: int, at: int, overwrit
     return data[:at] + chunk + data[at + (len(chunk) if overwrite else 0):]
 
 
+# What Python's zipfile raises on an archive an earlier mutation broke (the mutator, not weightkit).
+BROKEN_ZIP = (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError, OverflowError,
+              KeyError, IndexError, struct.error, zlib.error, lzma.LZMAError)
+
+
 def zip_member(data: bytes, member: int, action: str, inner: Any) -> bytes:
     """Rewrite a zip with one member changed: its bytes (`inner` maps old → new), compression, or presence."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as source:
             infos = source.infolist()
             contents = [source.read(info) for info in infos]
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError, zlib.error,
-            lzma.LZMAError):  # an earlier mutation broke the archive: leave it to the byte mutations
+    except BROKEN_ZIP:  # an earlier mutation broke the archive: leave it to the byte mutations
         return data
     if not infos:
         return data
@@ -107,7 +112,10 @@ def zip_member(data: bytes, member: int, action: str, inner: Any) -> bytes:
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zipfile warns about the duplicate member this may write
-        _rewrite(buffer, infos, contents, index, action, inner)
+        try:
+            _rewrite(buffer, infos, contents, index, action, inner)
+        except BROKEN_ZIP:  # member fields an earlier mutation made unwritable
+            return data
     return buffer.getvalue()
 
 
@@ -174,7 +182,7 @@ def keras_config(data: bytes, choice: int, value: Any) -> bytes:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError):  # an earlier mutation broke it
+    except BROKEN_ZIP:
         return data
     member = names.index("config.json") if "config.json" in names and choice % 3 else 0
     if "metadata.json" in names and choice % 3 == 0:
