@@ -1,6 +1,6 @@
 """A long mutation-fuzz run of every reader, in child processes; and the mutations test_fuzz.py shares.
 
-    python -m tests.hostile.fuzz_long --per-format 2000 --workers 2 --out /tmp/fuzz-run
+    python -m tests.hostile.fuzz_long --per-format 2000 --out /tmp/fuzz-run
 
 Each input is a small valid seed (benign.py) mutated by byte flips, truncation, splicing, zip-member
 and JSON-field mutations. Long-lived child processes (one per worker) read inputs one at a time
@@ -30,6 +30,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.hostile.runner import stop_process
 
 HANG_SECONDS = 10.0
 PEAK_BYTES = 2**30
@@ -328,12 +330,7 @@ class Worker:
         return json.loads(line)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout):
-            if stream:
-                stream.close()
+        stop_process(self.process)
 
 
 # ---------------------------------------------------------------- the run

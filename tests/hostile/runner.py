@@ -215,12 +215,7 @@ class ForkServer:
         return json.loads(line) if line else {"gone": True}
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout):
-            if stream:
-                stream.close()
+        stop_process(self.process)
 
 
 _SERVERS: queue.SimpleQueue[ForkServer] = queue.SimpleQueue()
@@ -234,6 +229,16 @@ def _server() -> ForkServer:
         server = ForkServer()
         _ALL_SERVERS.append(server)
         return server
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """Kill `process` if it still runs, reap it, and close the pipes to it."""
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    for stream in (process.stdin, process.stdout):
+        if stream:
+            stream.close()
 
 
 def close_servers() -> None:
