@@ -10,6 +10,14 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "torch")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """torchvision's model definitions import beside the CPU torch (see tests/tools/torchvision_import.py)."""
+    from tests.tools.torchvision_import import import_torchvision
+
+    import_torchvision()
+
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures"
 REAL_WEIGHTS = ROOT.parent / "shared" / "real-weights"
