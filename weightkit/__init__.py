@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .keras2onnx import ConversionReport
     from .ops.check import CheckReport
     from .ops.diff import Diff
+    from .ops.identify import Identification
     from .ops.merge import MergeResult
     from .ops.split import SplitResult
 
@@ -30,6 +31,7 @@ __all__ = [
     "save",
     "diff",
     "check",
+    "identify",
     "split",
     "merge",
     "convert",
@@ -178,6 +180,28 @@ def convert(path: str | os.PathLike[str], output: str | os.PathLike[str], *,
 
     return convert_file(path, output, arch=arch, opset=DEFAULT_OPSET if opset is None else opset, nchw=nchw,
                         batch_size=batch_size, force=force)
+
+
+def identify(model: Model | str | os.PathLike[str], *, top: int = 3, training: bool = True) -> Identification:
+    """Name the architecture of a weight file (any format) from weightkit's catalog, with the ``top`` closest.
+
+    Returns a `weightkit.ops.identify.Identification`: ``named`` (the match, or None when no catalog
+    architecture explains the file for sure), ``matches`` (the candidates, best first), ``anatomy``
+    (the backbone's end and the head, from the file alone) and ``training`` (whether the weights look
+    trained: it reads a bounded sample of them; ``training=False`` reads no tensor data).
+
+    Raises:
+        WeightkitError: the file cannot be read (see `load`).
+
+    Example:
+        >>> found = weightkit.identify("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5")
+        >>> found.summary()
+        'MobileNetV2 α=0.35 (keras.applications), no top — a backbone'
+    """
+    from .ops.identify import identify_model
+
+    with _opened(model) as opened:
+        return identify_model(opened, top=top, training=training)
 
 
 def split(model: Model | str | os.PathLike[str], at: str | None = None, *, head_prefixes: list[str] | None = None,

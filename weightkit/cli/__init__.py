@@ -21,6 +21,7 @@ __all__ = ["main"]
 #: command name → (module, one-line help)
 COMMANDS = {
     "inspect": ("inspect", "show what a weight file holds: format, layers, tensors, totals"),
+    "identify": ("identify", "name the architecture of a weight file, its head, and where its backbone ends"),
     "diff": ("diff", "compare two architectures layer by layer, across formats"),
     "check": ("check", "does a head fit a backbone; what would loading a checkpoint into a model do"),
     "split": ("split", "cut a weight file into a backbone and a head"),

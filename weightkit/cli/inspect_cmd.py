@@ -78,6 +78,7 @@ def _header(model: Any) -> Any:
         grid.add_row("input", safe(f"{spec.name} {fmt_shape(spec.shape)} {spec.dtype or ''}".rstrip()))
     for spec in model.outputs:
         grid.add_row("output", safe(f"{spec.name} {fmt_shape(spec.shape)} {spec.dtype or ''}".rstrip()))
+    grid.add_row("architecture", safe(_architecture(model)))
     verdict = _backbone_verdict(model)
     if verdict:
         grid.add_row("looks like", safe(verdict))
@@ -88,6 +89,13 @@ def _header(model: Any) -> Any:
             value = ", ".join(str(item) for item in value)
         grid.add_row(safe(key.replace("_", " ")), safe(value))
     return grid
+
+
+def _architecture(model: Any) -> str:
+    """The catalog architecture `identify` names, or the closest one (read from shapes only)."""
+    from ..ops.identify import identify_model
+
+    return identify_model(model, top=1, training=False).summary()
 
 
 def _contents(model: Any, described: str | None) -> str:

@@ -16,10 +16,11 @@ from typing import Any
 from ..arch.flat import HEAD_NAMES
 from ..kinds import NON_TRAINABLE_ROLES
 from ..model import Dim, Layer, Model, Tensor, TensorSpec
-from .canonical import Unit, in_channels, out_channels, units
+from .anatomy import makes_outputs
+from .canonical import Unit, out_channels, units
 
 __all__ = ["SCHEMA_VERSION", "Totals", "HeadlessBackbone", "totals", "headless_backbone", "inspect_document",
-           "is_buffer", "layer_params", "shape_document"]
+           "architecture_document", "is_buffer", "layer_params", "shape_document"]
 
 #: 2: layers are named by ``path``; Keras's free batch dimension is ``"batch"``; PyTorch buffers are
 #: counted apart from parameters (``totals.buffers``); ``convert`` says ``type``, not ``class_name``.
@@ -120,7 +121,7 @@ def headless_backbone(model: Model) -> HeadlessBackbone | None:
 
     It does when its weighted layers are convolutions and norms, with no classifier (no dense layer, no
     layer under a usual head name such as ``fc`` or ``classifier``), and the last of them is a norm or a
-    convolution that does not make outputs (see `_makes_outputs`: a super-resolution net's last conv
+    convolution that does not make outputs (see `anatomy.makes_outputs`: a super-resolution net's last conv
     narrows to 3 channels, keras-yolo2's ``DetectionLayer`` has the only bias). Files with an architecture
     say their output themselves, and a Keras 3 ``.weights.h5`` does not record its layers' order: for
     both the answer is None.
@@ -135,7 +136,7 @@ def headless_backbone(model: Model) -> HeadlessBackbone | None:
     if not weighted or not _only_features(weighted):
         return None
     last = weighted[-1]
-    if last.kind not in _CONV_KINDS | _NORM_KINDS or _makes_outputs(weighted):
+    if last.kind not in _CONV_KINDS | _NORM_KINDS or makes_outputs(weighted):
         return None
     channels = out_channels(last)
     return HeadlessBackbone(last.path.split(":")[0], channels) if channels is not None else None
@@ -148,21 +149,6 @@ def _only_features(weighted: list[Unit]) -> bool:
     if any(part in HEAD_NAMES for unit in weighted for part in unit.path.replace(".", "/").split("/")):
         return False
     return any(unit.kind in _CONV_KINDS for unit in weighted)
-
-
-def _makes_outputs(weighted: list[Unit]) -> bool:
-    """The last unit is a convolution that turns features into outputs: it narrows them (to an image's
-    3 channels, to box predictions), or has a bias where the convolutions before it have none (they
-    feed norms): keras-yolo2's ``DetectionLayer`` after ``norm_22``."""
-    last, before = weighted[-1], weighted[:-1]
-    if last.kind not in _CONV_KINDS:
-        return False
-    taken, made = in_channels(last), out_channels(last)
-    if taken is not None and made is not None and made < taken:
-        return True
-    convs = [unit for unit in before if unit.kind in _CONV_KINDS]
-    unbiased = bool(convs) and "bias" not in convs[-1].tensors
-    return "bias" in last.tensors and (unbiased or bool(before) and before[-1].kind in _NORM_KINDS)
 
 
 def inspect_document(model: Model) -> dict[str, Any]:
@@ -182,7 +168,20 @@ def inspect_document(model: Model) -> dict[str, Any]:
         "extras": {group: [_tensor(t) for t in tensors] for group, tensors in model.extras.items()},
         "totals": total.__dict__,
         "backbone_without_head": _optional(headless_backbone(model)),
+        "architecture": architecture_document(model),
     }
+
+
+def architecture_document(model: Model) -> dict[str, Any] | None:
+    """The catalog architecture `identify` names for ``model`` (null where it names none), without reading data."""
+    from .identify import identify_model
+
+    found = identify_model(model, top=1, training=False)
+    named = found.named
+    if named is None:
+        return None
+    return {"name": named.architecture, "family": named.family, "variant": named.variant, "sources": named.sources,
+            "confidence": named.confidence, "relation": named.relation, "summary": found.summary()}
 
 
 def _optional(found: HeadlessBackbone | None) -> dict[str, Any] | None:
