@@ -192,6 +192,7 @@ def test_full_yolo_backend_weights_are_named_as_a_backbone(tmp_path):
     assert found.named.family == "YOLOv2" and "keras-yolo2" in found.named.sources
     assert found.named.relation == "backbone" and not found.named.head.present
     assert found.named.backbone_end.channels == 1024
+    assert found.summary() == "Full YOLO backend (keras-yolo2), no top — a backbone"
 
 
 def test_a_yolo_detector_head_is_a_detection_convolution(tmp_path):

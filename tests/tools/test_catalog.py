@@ -14,7 +14,7 @@ from weightkit.catalog import entries
 # One architecture or more per source, quick to build (the whole catalog takes minutes).
 SAMPLE = {
     "keras_apps": {"MobileNetV2 α=0.35", "NASNetMobile", "ResNet50V2"},
-    "yolo2": {"Tiny YOLO backend (keras-yolo2)", "SqueezeNet backend (keras-yolo2)"},
+    "yolo2": {"Tiny YOLO backend", "SqueezeNet backend"},
     "torch_models": {"torchvision.models.resnet18()", "torchvision.models.mobilenet_v3_small()",
                      "timm.create_model('efficientnet_b0')", "timm.create_model('vit_tiny_patch16_224')"},
 }

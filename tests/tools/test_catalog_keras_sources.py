@@ -41,7 +41,7 @@ def mobilenet_v2(scratch) -> Built:
 
 @pytest.fixture(scope="module")
 def tiny_yolo(scratch) -> Built:
-    return _only(yolo2, "Tiny YOLO backend (keras-yolo2)")  # by name
+    return _only(yolo2, "Tiny YOLO backend")  # by name
 
 
 def _roles(entry: Entry, *roles: int) -> Counter[str]:

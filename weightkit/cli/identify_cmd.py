@@ -59,8 +59,11 @@ def _report(result: Any, file: str) -> Any:
     grid.add_row("head", safe(head.description + (f" ({', '.join(head.layers)})" if head.layers else "")))
     if named is not None:
         entry = named.entry
-        if entry.preprocessing is not None:
-            grid.add_row("preprocessing", safe(f"{entry.preprocessing.name}: {entry.preprocessing.description}"))
+        expected = named.preprocessing
+        if expected is not None:
+            grid.add_row("preprocessing", safe(f"{expected.name}: {expected.description}"))
+        elif len(named.entries) > 1:
+            grid.add_row("preprocessing", "depends on whose weights these are (see differs)")
         if entry.input_size:
             grid.add_row("input size", f"{entry.input_size[0]}×{entry.input_size[1]} (as trained)")
         if entry.epsilon is not None:

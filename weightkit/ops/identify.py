@@ -61,7 +61,9 @@ class Match:
 
     @property
     def preprocessing(self) -> Preprocessing | None:
-        return self.entry.preprocessing
+        """What the architecture expects; None where entries the file cannot tell apart expect different things."""
+        expected = {entry.preprocessing for entry in self.entries}
+        return self.entry.preprocessing if len(expected) == 1 else None
 
     def describe(self) -> str:
         """``MobileNetV2 α=0.35 (keras.applications), no top — a backbone``."""
@@ -214,9 +216,13 @@ def _candidates(view: _FileView, scores: list[_Score], top: int) -> list[Match]:
         key = (entry.family, entry.variant)
         if key in seen:
             same, first = seen[key]
-            if abs(score.value - first.value) < _TIE and entry.source not in same.sources:
-                same.sources.append(entry.source)
+            if first.key == score.key:  # the file cannot tell them apart: one match, every source said
+                if entry.source not in same.sources:
+                    same.sources.append(entry.source)
                 same.entries.append(entry)
+                if entry.preprocessing != same.entry.preprocessing:
+                    same.differences.append(f"{entry.name} ({entry.source}) has the same weights' shapes and expects "
+                                            f"other preprocessing: {_preprocessing_text(entry)}")
             continue
         if len(found) >= top:
             continue
@@ -224,6 +230,10 @@ def _candidates(view: _FileView, scores: list[_Score], top: int) -> list[Match]:
         seen[key] = (match, score)
         found.append(match)
     return found
+
+
+def _preprocessing_text(entry: Entry) -> str:
+    return f"{entry.preprocessing.name}: {entry.preprocessing.description}" if entry.preprocessing else "not known"
 
 
 def _truncation(view: _FileView, scores: list[_Score]) -> Match | None:

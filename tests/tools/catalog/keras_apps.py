@@ -28,7 +28,7 @@ from weightkit.model import Model
 
 from . import Built
 
-__all__ = ["builds", "SPECS", "Spec", "save_and_load", "folds_of", "epsilon_of", "stride_of",
+__all__ = ["builds", "builder", "SPECS", "Spec", "save_and_load", "folds_of", "epsilon_of", "stride_of",
            "weighted_layers", "kept_layers", "weighted_paths", "import_keras"]
 
 SOURCE = "keras.applications"
@@ -112,7 +112,7 @@ def builds(only: set[str] | None = None) -> Iterator[Built]:
 def build(spec: Spec) -> Built:
     """Build ``spec`` with and without its classifier, and describe it as a catalog source does."""
     keras = import_keras()
-    function = _NOT_ON_TORCH.get(spec.function) or getattr(keras.applications, spec.function)
+    function = builder(spec)
     keras.backend.clear_session()  # the same automatic layer names in both builds
     top = _top_model(function, spec)
     input_size = (int(top.input_shape[1]), int(top.input_shape[2]))
@@ -153,6 +153,11 @@ def _nasnet_mobile(**arguments: Any) -> Any:
 
 
 _NOT_ON_TORCH = {"NASNetMobile": _nasnet_mobile}
+
+
+def builder(spec: Spec) -> Any:
+    """The function that builds ``spec``: keras.applications' own, or for NASNetMobile the equivalent above."""
+    return _NOT_ON_TORCH.get(spec.function) or getattr(import_keras().applications, spec.function)
 
 
 # ---- shared with yolo2.py ----------------------------------------------------------------------------------------

@@ -190,7 +190,8 @@ _TIMM_RULES: list[tuple[str, Callable[..., _Naming]]] = [
     (r"regnet([xy])_(\d+)", lambda k, s: (f"RegNet{k.upper()}-{_regnet_size(s)}", f"RegNet{k.upper()}",
                                           _regnet_size(s))),
     (r"vit_(\w+)_patch(\d+)_224", lambda s, p: (f"ViT-{_VIT_SIZES[s]}/{p}", "ViT", f"{_VIT_SIZES[s]}/{p}")),
-    (r"deit_(\w+)_patch(\d+)_224", lambda s, p: (f"DeiT-{_VIT_SIZES[s]}/{p}", "DeiT", f"{_VIT_SIZES[s]}/{p}")),
+    # DeiT is ViT's architecture trained another way: one family, told apart by nothing in a file of weights.
+    (r"deit_(\w+)_patch(\d+)_224", lambda s, p: (f"DeiT-{_VIT_SIZES[s]}/{p}", "ViT", f"{_VIT_SIZES[s]}/{p}")),
     (r"densenet(\d+)", lambda n: (f"DenseNet-{n}", "DenseNet", n)),
     (r"inception_v3", lambda: ("InceptionV3", "InceptionV3", None)),
     (r"legacy_xception", lambda: ("Xception", "Xception", None)),

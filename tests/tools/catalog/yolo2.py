@@ -121,19 +121,19 @@ def _at_input_size(size: int = INPUT_SIZE) -> dict[str, Any]:
 #: keras-yolo2's extractors. normalize(): x / 255 (Full, Tiny), x / 127.5 - 1 (MobileNet, Inception3),
 #: BGR minus the ImageNet mean (SqueezeNet, VGG16, ResNet50): Keras's "caffe" mode exactly.
 SPECS: tuple[YoloSpec, ...] = (
-    YoloSpec("FullYoloFeature", "Full YOLO backend (keras-yolo2)", "YOLOv2", "Full YOLO backend", "raw",
+    YoloSpec("FullYoloFeature", "Full YOLO backend", "YOLOv2", "Full YOLO backend", "raw",
              lambda: full_yolo_extractor(input_size=INPUT_SIZE, shrink=1)),
-    YoloSpec("TinyYoloFeature", "Tiny YOLO backend (keras-yolo2)", "YOLOv2", "Tiny YOLO backend", "raw",
+    YoloSpec("TinyYoloFeature", "Tiny YOLO backend", "YOLOv2", "Tiny YOLO backend", "raw",
              tiny_yolo_extractor),
-    YoloSpec("SqueezeNetFeature", "SqueezeNet backend (keras-yolo2)", "SqueezeNet", "1.1", "caffe",
+    YoloSpec("SqueezeNetFeature", "SqueezeNet backend", "SqueezeNet", "1.1", "caffe",
              squeezenet_extractor),
-    YoloSpec("MobileNetFeature", "MobileNet backend (keras-yolo2)", "MobileNet", "α=1.0", "tf",
+    YoloSpec("MobileNetFeature", "MobileNet backend", "MobileNet", "α=1.0", "tf",
              lambda: nested_extractor("MobileNet", input_shape=(None, None, 3), name="mobilenet_1.00_224")),
-    YoloSpec("Inception3Feature", "Inception3 backend (keras-yolo2)", "InceptionV3", None, "tf",
+    YoloSpec("Inception3Feature", "Inception3 backend", "InceptionV3", None, "tf",
              lambda: nested_extractor("InceptionV3", **_at_input_size())),
-    YoloSpec("VGG16Feature", "VGG16 backend (keras-yolo2)", "VGG", "16", "caffe",
+    YoloSpec("VGG16Feature", "VGG16 backend", "VGG", "16", "caffe",
              lambda: nested_extractor("VGG16", **_at_input_size())),
-    YoloSpec("ResNet50Feature", "ResNet50 backend (keras-yolo2)", "ResNet", "50", "caffe",
+    YoloSpec("ResNet50Feature", "ResNet50 backend", "ResNet", "50", "caffe",
              lambda: nested_extractor("ResNet50", **_at_input_size())),
 )
 
