@@ -180,6 +180,39 @@ def test_a_timm_file(tmp_path):
     assert named.family == "EfficientNet" and named.variant == "B0"
 
 
+
+def test_a_vision_transformer_whose_twin_expects_other_preprocessing(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    net = timm.create_model("vit_tiny_patch16_224", pretrained=False)
+    path = tmp_path / "vit_tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    named = _named(path, training=False)
+    assert (named.family, named.variant) == ("ViT", "Ti/16")
+    # DeiT-Ti has the same shapes and expects ImageNet's mean and std, ViT-Ti 0.5: the file cannot say which.
+    assert named.preprocessing is None
+    assert any("DeiT-Ti/16" in line and "preprocessing" in line for line in named.differences)
+
+
+def test_vgg16_is_not_taken_for_vgg16_bn_with_its_norms_folded(tmp_path):
+    named = _named(_save_state(tmp_path, "vgg16.pth", torchvision.models.vgg16().state_dict()), training=False)
+    assert named.architecture == "VGG16" and named.relation == "complete"
+
+
+def test_alexnet_features_alone(tmp_path):
+    net = torchvision.models.alexnet()
+    named = _named(_save_state(tmp_path, "alexnet_features.pth", net.features.state_dict()), training=False)
+    assert named.architecture == "AlexNet" and named.relation == "backbone"
+
+
+def test_a_swin_file_without_its_relative_position_indices(tmp_path):
+    net = torchvision.models.swin_t()
+    state = {k: v for k, v in net.state_dict().items() if "relative_position_index" not in k}
+    assert len(state) < len(net.state_dict())
+    named = _named(_save_state(tmp_path, "swin_t.pth", state), training=False)
+    assert (named.family, named.variant, named.relation) == ("Swin", "T", "complete")
+
 # ---- keras-yolo2 -------------------------------------------------------------------------------------
 
 

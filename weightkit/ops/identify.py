@@ -32,6 +32,7 @@ NAMED_AT = 0.9
 # A file cut short names its architecture when it holds at least this much of the backbone, in order.
 _TRUNCATED_AT = 0.25
 _MIN_TOKENS = 8  # fewer kernels than this say too little to name anything
+_MIN_EXACT_TOKENS = 5  # unless every one of them is the entry's, and nothing else (AlexNet's features: 5)
 _TIE = 1e-9
 
 
@@ -435,7 +436,8 @@ def _common_prefix(paths: list[str]) -> str:
 def _named(view: _FileView, scores: list[_Score], best: Match) -> Match | None:
     """``best`` if the file says enough to name it, with its variant dropped (or no name at all) where
     another architecture explains the file as well."""
-    if len(view.kernel_parts) < _MIN_TOKENS:
+    exact = best.relation in ("complete", "backbone") and best.confidence == 1
+    if len(view.kernel_parts) < (_MIN_EXACT_TOKENS if exact else _MIN_TOKENS):
         return None
     if best.relation == "partial" and best.confidence < NAMED_AT:
         return None
@@ -469,7 +471,10 @@ def _rivals(view: _FileView, scores: list[_Score], best: Match) -> list[_Score]:
             if (score.in_backbone == lead.in_backbone and extra == sum(lead.extra.values())
                     and _is_prefix(view, score, least=0)):
                 rivals.append(score)
-        elif abs(score.value - lead.value) < _TIE and abs(score.norms - lead.norms) < _TIE:
+        elif all(abs(a - b) < _TIE for a, b in ((score.value, lead.value), (score.norms, lead.norms),
+                                                 (score.names, lead.names))):
+            # Layer names the file shares with one entry and not the other tell them apart (torchvision's VGG16
+            # and VGG16-BN, whose norms an export would fold away); biases do not: they tell libraries apart.
             rivals.append(score)
     return rivals
 

@@ -20,6 +20,10 @@ __all__ = ["Part", "signature", "KERNEL", "BATCH_NORM", "NORM"]
 #: Token prefixes: a learned tensor of rank 2 or more, a batch norm's channels, another norm's channels.
 KERNEL, BATCH_NORM, NORM = "k:", "bn:", "n:"
 
+# Tables of indices and masks (a Swin or MaxViT relative-position index), not learned: files keep or drop them.
+# 8-bit and narrower integers stay: they are quantized weights.
+_INDEX_DTYPES = frozenset({"int16", "uint16", "int32", "uint32", "int64", "uint64", "bool"})
+
 # Roles of an affine norm's own vectors: LayerNorm, GroupNorm, a BatchNorm without statistics.
 _NORM_ROLES = frozenset({"weight", "bias"})
 
@@ -39,7 +43,8 @@ class Part:
 
 def signature(model: Model) -> list[Part]:
     """The model's tokens in the file's order: ``k:64x3x7x7`` for each learned tensor of rank 2 or more (in
-    the PyTorch/ONNX layout), ``bn:64`` for each batch norm, ``n:768`` for each other affine norm.
+    the PyTorch/ONNX layout; index tables left out), ``bn:64`` for each batch norm, ``n:768`` for each other
+    affine norm.
 
     Reads no tensor data.
     """
@@ -51,7 +56,7 @@ def signature(model: Model) -> list[Part]:
             if channels is not None and channels.ndim == 1:
                 parts.append(Part(f"{BATCH_NORM}{channels.shape[0]}", unit.path))
             continue
-        kernels = [t for t in tensors.values() if t.ndim >= 2 and t.size > 1]
+        kernels = [t for t in tensors.values() if t.ndim >= 2 and t.size > 1 and t.dtype not in _INDEX_DTYPES]
         if not kernels:
             weight = tensors.get("weight")
             if weight is not None and weight.ndim == 1 and set(tensors) <= _NORM_ROLES and "norm" in unit.kind:
