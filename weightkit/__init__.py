@@ -19,6 +19,7 @@ from .errors import FileFormatError, ModelClosedError, UnsafeFileError, Unsuppor
 from .model import Layer, Model, Tensor, TensorSpec
 
 if TYPE_CHECKING:
+    from .catalog import Entry
     from .keras2onnx import ConversionReport
     from .ops.check import CheckReport
     from .ops.diff import Diff
@@ -182,13 +183,15 @@ def convert(path: str | os.PathLike[str], output: str | os.PathLike[str], *,
                         batch_size=batch_size, force=force)
 
 
-def identify(model: Model | str | os.PathLike[str], *, top: int = 3, training: bool = True) -> Identification:
+def identify(model: Model | str | os.PathLike[str], *, top: int = 3, training: bool = True,
+             catalog: tuple[Entry, ...] | None = None) -> Identification:
     """Name the architecture of a weight file (any format) from weightkit's catalog, with the ``top`` closest.
 
     Returns a `weightkit.ops.identify.Identification`: ``named`` (the match, or None when no catalog
     architecture explains the file for sure), ``matches`` (the candidates, best first), ``anatomy``
     (the backbone's end and the head, from the file alone) and ``training`` (whether the weights look
-    trained: it reads a bounded sample of them; ``training=False`` reads no tensor data).
+    trained: it reads a bounded sample of them; ``training=False`` reads no tensor data). ``catalog``: the
+    entries to compare with (default: all of `weightkit.catalog.entries()`).
 
     Raises:
         WeightkitError: the file cannot be read (see `load`).
@@ -201,7 +204,7 @@ def identify(model: Model | str | os.PathLike[str], *, top: int = 3, training: b
     from .ops.identify import identify_model
 
     with _opened(model) as opened:
-        return identify_model(opened, top=top, training=training)
+        return identify_model(opened, top=top, training=training, catalog=catalog)
 
 
 def split(model: Model | str | os.PathLike[str], at: str | None = None, *, head_prefixes: list[str] | None = None,

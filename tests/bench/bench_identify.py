@@ -1,7 +1,8 @@
 """identify: accuracy over the whole catalog, every entry saved two ways; and its time on a ~500 MB file.
 
 Accuracy. Every catalog architecture is written to files the way users get them, then
-identified (``weightkit.identify(path, training=False)``, the metadata path):
+identified (``weightkit.identify(path, training=False)``, the metadata path), and identified
+again against the catalog without its own architecture, where any name but the family's is wrong:
 
 - torchvision and timm: a ``torch.save`` zip wrapped in ``{"state_dict": ...}`` with every key
   under ``module.`` (as ``DataParallel`` saves it), and a float16 safetensors file of the backbone
@@ -19,7 +20,7 @@ wrong name (a family or variant that is not the file's). Time: a torchvision VGG
 (553 MB, real random data) through ``weightkit identify --json`` (reads a 16 MiB sample to tell
 trained from not) and ``--no-data --json`` (metadata only), against ``torch.load(mmap=True)``.
 
-    python tests/bench/bench_identify.py [--only NAME ...] [--skip-keras] [--runs 5]
+    python tests/bench/bench_identify.py [--only NAME ...] [--skip-keras] [--skip-time | --time-only] [--runs 5]
 """
 
 from __future__ import annotations
@@ -50,8 +51,12 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", help="catalog names or constructors to save (default: all)")
     parser.add_argument("--skip-keras", action="store_true")
     parser.add_argument("--skip-time", action="store_true")
+    parser.add_argument("--time-only", action="store_true", help="only the time on the 553 MB file")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    if args.time_only:
+        timing(args.runs)
+        return 0
     only = set(args.only) if args.only else None
     shutil.rmtree(FOLDER, ignore_errors=True)
     FOLDER.mkdir(parents=True)
@@ -161,6 +166,12 @@ class _Label:
         self.name, self.family, self.variant, self.source = name, family, variant, source
 
 
+def _catalog():
+    from weightkit.catalog import entries
+
+    return entries()
+
+
 def _numel(shape: tuple[int, ...]) -> int:
     count = 1
     for dim in shape:
@@ -203,12 +214,25 @@ def identify_file(path: Path, label, how: str, relation: str) -> dict:
     else:
         verdict = "exact"
     closest = found.closest
+    # The same file against the catalog without its architecture: the right answer is no name (or the family
+    # alone, where other variants of it remain); any other name is a wrong one.
+    others = tuple(e for e in _catalog() if (e.family, e.variant) != (label.family, label.variant))
+    left_out = weightkit.identify(path, training=False, catalog=others).named
+    if left_out is None:
+        unknown = "abstained"
+    elif left_out.family == label.family and left_out.variant is None:
+        unknown = "family only"
+    else:
+        unknown = "wrong"
     outcome = {"file": label.name, "source": label.source, "how": how, "verdict": verdict,
                "named": named.architecture if named else None, "relation": named.relation if named else None,
                "expected_relation": relation, "top1_family": closest.family == label.family if closest else False,
-               "summary": found.summary(), "seconds": seconds}
+               "summary": found.summary(), "seconds": seconds, "left_out": unknown,
+               "left_out_named": left_out.describe() if left_out is not None else None}
     mark = {"exact": " ", "family only": "~", "abstained": "?", "wrong": "!"}[verdict]
     print(f"{mark} {label.name:38} {how:28} {found.summary()[:90]}", flush=True)
+    if unknown == "wrong":
+        print(f"! left out, named {left_out.describe()}", flush=True)
     return outcome
 
 
@@ -224,6 +248,16 @@ def report(outcomes: list[dict]) -> None:
         label = "**all**" if key is None else f"{key[0]}, {key[1]}"
         print(f"| {label} | {len(rows)} | {family} | {counts['exact']} | {counts['family only']} | "
               f"{counts['abstained']} | {counts['wrong']} |")
+    print("\nThe same files, each against the catalog without its own architecture (family and variant):\n")
+    print("| source | files | no name | family only | wrong name |\n|---|---|---|---|---|")
+    for key in [*groups, None]:
+        rows = [o for o in outcomes if key is None or (o["source"], o["how"]) == key]
+        counts = Counter(o["left_out"] for o in rows)
+        label = "**all**" if key is None else f"{key[0]}, {key[1]}"
+        print(f"| {label} | {len(rows)} | {counts['abstained']} | {counts['family only']} | {counts['wrong']} |")
+    for o in outcomes:
+        if o["left_out"] == "wrong":
+            print(f"wrong when left out: {o['file']} ({o['source']}, {o['how']}): {o['left_out_named']}")
     relation_kept = sum(o["relation"] == o["expected_relation"] for o in outcomes if o["verdict"] == "exact")
     print(f"\nexact names with the expected relation (complete / backbone): {relation_kept}")
     print(f"identify in-process, median per file: {statistics.median(o['seconds'] for o in outcomes) * 1000:.0f} ms")

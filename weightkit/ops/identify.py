@@ -2,8 +2,8 @@
 
 A file is compared with every catalog entry on its kernel tokens (`signature`): how many
 of the entry's backbone it holds, how many of its tensors the entry explains. Names,
-layouts, dtypes, key prefixes and wrapping dicts do not enter; batch norms an inference
-export folded away are expected either way. A head replaced by another (7 classes, not
+layouts, dtypes, key prefixes and wrapping dicts do not enter; in an ONNX graph, batch
+norms the exporter folded away are expected either way. A head replaced by another (7 classes, not
 1000), a head removed, a tail cut off are recognized as such and said. Where two entries
 explain the file equally well (ResNet50 and ResNet101 cut before they differ), the name
 stops at what is certain (the family); a file that no entry explains gets no name, only
@@ -113,7 +113,7 @@ class _Score:
     in_aux: int
     extra: Counter[str]
     missing: int
-    norms: float  # how alike the norms are (0..1), the closer of the unfolded and folded views
+    norms: float  # how alike the norms are (0..1); for an ONNX graph, the closer of the unfolded and folded views
     biases: float  # how alike the biased kernels are (0..1), for unfolded files
     names: float  # share of the entry's sample names found in the file
 
@@ -178,6 +178,9 @@ class _FileView:
         self.norms = Counter(p.token for p in parts if not p.is_kernel)
         self.biased = Counter(p.token for p in self.kernel_parts if p.biased)
         self.ordered = model.format != "keras-v3-weights"  # a Keras 3 weights file keeps no layer order
+        # An inference graph, whose exporter folds batch norms into the convolutions before them. A checkpoint
+        # keeps them: one without norms is of an architecture without them (VGG16, not VGG16-BN).
+        self.exported = model.format == "onnx"
         paths = [normalize_name(p.path).replace("/", ".") for p in parts]
         self.names = "\n".join(paths)
         self.prefix = _common_prefix([p.path for p in parts])
@@ -192,7 +195,9 @@ def _score(view: _FileView, entry: Entry) -> _Score:
     rest -= head
     in_aux = _overlap(rest, entry.aux_kernels)
     rest -= entry.aux_kernels
-    norms = max(_jaccard(view.norms, entry.norms(folded=False)), _jaccard(view.norms, entry.norms(folded=True)))
+    norms = _jaccard(view.norms, entry.norms(folded=False))
+    if view.exported:
+        norms = max(norms, _jaccard(view.norms, entry.norms(folded=True)))
     biases = _jaccard(view.biased, entry.biased) if any(t.startswith("bn:") for t in view.norms) else 0.0
     hits = sum(1 for name in entry.names if name in view.names) / len(entry.names) if entry.names else 0.0
     return _Score(entry, in_backbone, in_head, in_aux, rest, sum(backbone.values()) - in_backbone, norms, biases,
@@ -333,7 +338,7 @@ def _is_prefix(view: _FileView, score: _Score, *, least: float = _TRUNCATED_AT) 
             norms[token] += 1
     if kernels != view.kernels & entry.backbone:
         return False
-    if not any(t.startswith(BATCH_NORM) for t in view.norms):  # folded: nothing more to compare
+    if view.exported and not any(t.startswith(BATCH_NORM) for t in view.norms):  # folded: nothing to compare
         return True
     # One norm of slack: where the cut falls, the next block's pre-activation norm may go either way.
     return (view.norms - norms).total() + (norms - view.norms).total() <= 1
@@ -413,7 +418,8 @@ def _layout_notes(view: _FileView, score: _Score) -> list[str]:
     """What the file does to the entry that changes nothing of its weights: folded norms, a key prefix."""
     notes = []
     entry = score.entry
-    if not any(t.startswith("bn:") for t in view.norms) and any(t.startswith("bn:") for t in entry.norms(folded=False)):
+    if view.exported and not any(t.startswith(BATCH_NORM) for t in view.norms) \
+            and any(t.startswith(BATCH_NORM) for t in entry.norms(folded=False)):
         kept = sum(entry.norms(folded=True).values())
         notes.append("batch norms folded into the convolutions (an inference export)"
                      + (f"; {kept} could not fold" if kept else ""))
@@ -443,6 +449,9 @@ def _named(view: _FileView, scores: list[_Score], best: Match) -> Match | None:
         return None
     if best.relation in ("complete", "backbone") and best.confidence < NAMED_AT:
         return None
+    lead = next(s for s in scores if s.entry is best.entry)
+    if best.relation != "truncated" and lead.norms < NAMED_AT:  # (a truncated file's norms are checked in order)
+        return None  # the kernels fit, the norms do not: VGG16's kernels with VGG16-BN's norms is neither
     rivals = _rivals(view, scores, best)
     if not rivals:
         return best
