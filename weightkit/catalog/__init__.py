@@ -104,8 +104,11 @@ class Entry:
 
     def norms(self, *, folded: bool) -> Counter[str]:
         """Norm tokens of the backbone and head; ``folded``: without the batch norms an export folds away."""
-        keep = (BACKBONE, HEAD) if folded else (BACKBONE, HEAD, FOLDS)
-        return Counter(t for t, c in zip(self.tokens, self.codes) if c & 3 in keep and not t.startswith("k:"))
+        return self.norm_tokens(BACKBONE, HEAD) if folded else self.norm_tokens(BACKBONE, HEAD, FOLDS)
+
+    def norm_tokens(self, *roles: int) -> Counter[str]:
+        """Norm tokens of the given roles, counted."""
+        return Counter(t for t, c in zip(self.tokens, self.codes) if c & 3 in roles and not t.startswith("k:"))
 
 
 def encode(entry: Entry, vocabulary: dict[str, int]) -> dict[str, Any]:

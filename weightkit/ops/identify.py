@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..catalog import BACKBONE, FOLDS, Entry, Preprocessing, entries
+from ..catalog import BACKBONE, FOLDS, HEAD, Entry, Preprocessing, entries
 from ..model import Model
 from .anatomy import Anatomy, BackboneEnd, Head, anatomy, head_of
 from .canonical import WRAPPER_PREFIXES, normalize_name, out_channels, units
@@ -32,6 +32,7 @@ NAMED_AT = 0.9
 # A file cut short names its architecture when it holds at least this much of the backbone, in order.
 _TRUNCATED_AT = 0.25
 _MIN_TOKENS = 8  # fewer kernels than this say too little to name anything
+_HEAD_NORMS = 2  # norms a replaced head may bring of its own (a BatchNorm1d between two Linears)
 _MIN_EXACT_TOKENS = 5  # unless every one of them is the entry's, and nothing else (AlexNet's features: 5)
 _TIE = 1e-9
 
@@ -445,13 +446,13 @@ def _named(view: _FileView, scores: list[_Score], best: Match) -> Match | None:
     exact = best.relation in ("complete", "backbone") and best.confidence == 1
     if len(view.kernel_parts) < (_MIN_EXACT_TOKENS if exact else _MIN_TOKENS):
         return None
-    if best.relation == "partial" and best.confidence < NAMED_AT:
+    if best.relation == "partial":  # what differs is not a head or a tail: a relative, not this architecture
         return None
     if best.relation in ("complete", "backbone") and best.confidence < NAMED_AT:
         return None
     lead = next(s for s in scores if s.entry is best.entry)
-    if best.relation != "truncated" and lead.norms < NAMED_AT:  # (a truncated file's norms are checked in order)
-        return None  # the kernels fit, the norms do not: VGG16's kernels with VGG16-BN's norms is neither
+    if best.relation != "truncated" and not _norms_fit(view, lead, best.relation):
+        return None  # (a truncated file's norms are checked in order, by _is_prefix)
     rivals = _rivals(view, scores, best)
     if not rivals:
         return best
@@ -465,6 +466,21 @@ def _named(view: _FileView, scores: list[_Score], best: Match) -> Match | None:
     best.sources = sorted(set(best.sources) | {s.entry.source for s in rivals})
     best.confidence = round(best.confidence / (1 + len(rivals)), 4)
     return best
+
+
+def _norms_fit(view: _FileView, score: _Score, relation: str) -> bool:
+    """Does the file hold the entry's norms, all of them and no others (but a replaced head's own)?
+
+    The kernels can fit where the norms do not: VGG16's kernels are VGG16-BN's, ResNet50's are
+    ResNet50V2's, whose pre-activation norms differ from ResNet50's in 4 of 53.
+    """
+    if view.exported:  # the exporter folded what it could: the closer view decides
+        return score.norms >= NAMED_AT
+    entry = score.entry
+    backbone = entry.norm_tokens(BACKBONE, FOLDS)
+    missing = (backbone - view.norms).total()
+    extra = (view.norms - backbone - entry.norm_tokens(HEAD)).total()
+    return missing == 0 and extra <= (_HEAD_NORMS if relation == "replaced head" else 0)
 
 
 def _rivals(view: _FileView, scores: list[_Score], best: Match) -> list[_Score]:
