@@ -200,6 +200,15 @@ def test_vgg16_is_not_taken_for_vgg16_bn_with_its_norms_folded(tmp_path):
     assert named.architecture == "VGG16" and named.relation == "complete"
 
 
+
+def test_an_onnx_graph_of_vgg_cannot_tell_batch_norms_it_never_had_from_folded_ones(tmp_path):
+    net = torchvision.models.vgg11().features.eval()
+    path = tmp_path / "vgg11_features.onnx"
+    torch.onnx.export(net, (torch.zeros(1, 3, 64, 64),), str(path), dynamo=False)
+    named = _named(path, training=False)
+    assert (named.family, named.variant, named.relation) == ("VGG", None, "backbone")
+    assert "cannot tell VGG 11 / 11-BN apart" in named.differences[0]
+
 def test_alexnet_features_alone(tmp_path):
     net = torchvision.models.alexnet()
     named = _named(_save_state(tmp_path, "alexnet_features.pth", net.features.state_dict()), training=False)
