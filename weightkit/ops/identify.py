@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..catalog import BACKBONE, FOLDS, HEAD, Entry, Preprocessing, entries
+from ..catalog import AUX, BACKBONE, FOLDS, HEAD, Entry, Preprocessing, entries
 from ..model import Model
 from .anatomy import Anatomy, BackboneEnd, Head, anatomy, head_of
 from .canonical import WRAPPER_PREFIXES, normalize_name, out_channels, units
@@ -479,7 +479,7 @@ def _norms_fit(view: _FileView, score: _Score, relation: str) -> bool:
     entry = score.entry
     backbone = entry.norm_tokens(BACKBONE, FOLDS)
     missing = (backbone - view.norms).total()
-    extra = (view.norms - backbone - entry.norm_tokens(HEAD)).total()
+    extra = (view.norms - backbone - entry.norm_tokens(HEAD, AUX)).total()
     return missing == 0 and extra <= (_HEAD_NORMS if relation == "replaced head" else 0)
 
 
