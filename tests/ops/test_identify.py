@@ -209,6 +209,12 @@ def test_an_onnx_graph_of_vgg_cannot_tell_batch_norms_it_never_had_from_folded_o
     assert (named.family, named.variant, named.relation) == ("VGG", None, "backbone")
     assert "cannot tell VGG 11 / 11-BN apart" in named.differences[0]
 
+
+def test_auxiliary_classifiers_and_their_norms_belong_to_the_architecture(tmp_path):
+    net = torchvision.models.googlenet(aux_logits=True, init_weights=False)
+    named = _named(_save_state(tmp_path, "googlenet.pth", net.state_dict()), training=False)
+    assert (named.architecture, named.relation) == ("GoogLeNet", "complete")
+
 def test_alexnet_features_alone(tmp_path):
     net = torchvision.models.alexnet()
     named = _named(_save_state(tmp_path, "alexnet_features.pth", net.features.state_dict()), training=False)
