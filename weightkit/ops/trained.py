@@ -28,6 +28,7 @@ __all__ = ["Training", "training_state", "SAMPLE_BYTES"]
 #: At most this much tensor data is read (the rest of identify reads metadata only).
 SAMPLE_BYTES = 16 * 2**20
 _MAX_KERNELS = 48
+_MAX_VALUES = 2**16  # of one kernel, for its distribution
 _MIN_SIZE = 512  # fewer values than this say little about their distribution
 # Initializers' standard deviations as a factor over 1/sqrt(fan): VarianceScaling's scales
 # 1/3 (PyTorch's default Linear/Conv, LeCun uniform over 3), 1 (Glorot, LeCun), 2 (He).
@@ -130,6 +131,8 @@ def _kernel_evidence(model: Model, budget: _Budget) -> tuple[int, int, int]:
             continue
         sampled += 1
         values = values.ravel()
+        if values.size > _MAX_VALUES:  # an even stride over the tensor: enough for its moments, and cheap
+            values = values[::values.size // _MAX_VALUES + 1]
         std = float(values.std())
         if std == 0:
             continue
