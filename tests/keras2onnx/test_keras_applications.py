@@ -1,4 +1,4 @@
-"""Every keras.applications architecture the torch backend builds, saved as .h5 and .keras, converted to an
+"""Every keras.applications architecture, saved as .h5 and .keras, converted to an
 ONNX file (read back by onnx, checked with ``full_check``), and that file run by ONNX Runtime against Keras
 on random inputs (seeded weights, batch-norm statistics randomized: means N(0, 0.1), variances U(1, 2) —
 enough to matter, not so much that EfficientNetV2M's 80 blocks amplify float32 rounding into chaos, as
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from tests.tools.catalog.keras_apps import application
 
 from .conftest import assert_close, convert_to_file, keras_outputs
 
@@ -32,11 +34,8 @@ def build(keras, name):
     """The architecture with seeded weights and random batch-norm statistics (variance positive)."""
     keras.utils.set_random_seed(0)
     size = MIN_SIZE.get(name, 32)
-    try:
-        model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classes=10,
-                                                  classifier_activation=None)
-    except ValueError as exc:  # NASNetMobile: "not available with the torch backend"
-        pytest.skip(f"Keras cannot build {name}: {exc}")
+    # NASNetMobile, which Keras refuses on its torch backend, through the builder keras.applications calls.
+    model = application(name)(weights=None, input_shape=(size, size, 3), classes=10, classifier_activation=None)
     rng = np.random.default_rng(0)
     for layer in _leaf_layers(keras, model):
         if isinstance(layer, keras.layers.BatchNormalization):

@@ -28,7 +28,7 @@ from weightkit.model import Model
 
 from . import Built
 
-__all__ = ["builds", "builder", "SPECS", "Spec", "save_and_load", "folds_of", "epsilon_of", "stride_of",
+__all__ = ["builds", "builder", "application", "SPECS", "Spec", "save_and_load", "folds_of", "epsilon_of", "stride_of",
            "weighted_layers", "kept_layers", "weighted_paths", "import_keras"]
 
 SOURCE = "keras.applications"
@@ -156,8 +156,13 @@ _NOT_ON_TORCH = {"NASNetMobile": _nasnet_mobile}
 
 
 def builder(spec: Spec) -> Any:
-    """The function that builds ``spec``: keras.applications' own, or for NASNetMobile the equivalent above."""
-    return _NOT_ON_TORCH.get(spec.function) or getattr(import_keras().applications, spec.function)
+    """The function that builds ``spec``."""
+    return application(spec.function)
+
+
+def application(function: str) -> Any:
+    """keras.applications' ``function`` (``"MobileNetV2"``), or for NASNetMobile the equivalent above."""
+    return _NOT_ON_TORCH.get(function) or getattr(import_keras().applications, function)
 
 
 # ---- shared with yolo2.py ----------------------------------------------------------------------------------------
