@@ -185,8 +185,9 @@ class ForkServer:
     def __init__(self) -> None:
         env = dict(os.environ, NO_COLOR="1", KERAS_BACKEND="torch", PYTHONDONTWRITEBYTECODE="1")
         env.pop("FORCE_COLOR", None)
+        self._pending = b""  # what the server wrote past its last line read
         self.process = subprocess.Popen([sys.executable, __file__, "--fork-server"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
                                         cwd=REPO)
         if self._answer(STARTUP_SECONDS) != {"ready": True}:
             self.close()
@@ -195,7 +196,7 @@ class ForkServer:
     def start(self, spec: Path) -> int:
         """Fork a child for `spec`; its pid."""
         assert self.process.stdin
-        self.process.stdin.write(f"{spec}\n")
+        self.process.stdin.write(f"{spec}\n".encode())
         self.process.stdin.flush()
         answer = self._answer(STARTUP_SECONDS)
         if not answer or "pid" not in answer:
@@ -207,12 +208,19 @@ class ForkServer:
         import selectors
 
         assert self.process.stdout
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
-            if not selector.select(timeout):
-                return None
-        line = self.process.stdout.readline()
-        return json.loads(line) if line else {"gone": True}
+        # Read the pipe's bytes ourselves: a buffered readline may take the "pid" and "status" lines in one
+        # read, and a select on the pipe would then wait for a line that has already arrived.
+        while b"\n" not in self._pending:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self.process.stdout, selectors.EVENT_READ)
+                if not selector.select(timeout):
+                    return None
+            chunk = os.read(self.process.stdout.fileno(), 65536)
+            if not chunk:
+                return {"gone": True}
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        return json.loads(line)
 
     def close(self) -> None:
         stop_process(self.process)
