@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from ..catalog import AUX, BACKBONE, FOLDS, HEAD, Entry, Preprocessing, entries
 from ..model import Model
 from .anatomy import Anatomy, BackboneEnd, Head, anatomy, head_of
-from .canonical import WRAPPER_PREFIXES, normalize_name, out_channels, units
+from .canonical import WRAPPER_PREFIXES, Unit, normalize_name, out_channels, units
 from .signature import BATCH_NORM, KERNEL, Part, signature
 
 if TYPE_CHECKING:
@@ -150,7 +151,6 @@ def identify_model(model: Model, *, top: int = 3, catalog: tuple[Entry, ...] | N
     view = _FileView(parts, model)
     scores = [_score(view, entry) for entry in (catalog if catalog is not None else entries())]
     scores.sort(key=lambda s: s.key, reverse=True)
-    shape = anatomy(model)
     candidates = _candidates(view, scores, top)
     named = _named(view, scores, candidates[0]) if candidates else None
     if named is None and candidates and candidates[0].relation == "partial":
@@ -165,7 +165,7 @@ def identify_model(model: Model, *, top: int = 3, catalog: tuple[Entry, ...] | N
         from .trained import training_state  # reads a sample of the data: only when asked
 
         state = training_state(model)
-    return Identification(candidates, named, shape, state, len(view.kernel_parts))
+    return Identification(candidates, named, view.anatomy, state, len(view.kernel_parts))
 
 
 class _FileView:
@@ -185,6 +185,16 @@ class _FileView:
         paths = [normalize_name(p.path).replace("/", ".") for p in parts]
         self.names = "\n".join(paths)
         self.prefix = _common_prefix([p.path for p in parts])
+        self.has_batch_norms = any(t.startswith(BATCH_NORM) for t in self.norms)
+
+    @cached_property
+    def units(self) -> list[Unit]:
+        return units(self.model)
+
+    @cached_property
+    def anatomy(self) -> Anatomy:
+        """Backbone end and head from the file alone: the same for every match."""
+        return anatomy(self.model)
 
 
 def _score(view: _FileView, entry: Entry) -> _Score:
@@ -199,7 +209,7 @@ def _score(view: _FileView, entry: Entry) -> _Score:
     norms = _jaccard(view.norms, entry.norms(folded=False))
     if view.exported:
         norms = max(norms, _jaccard(view.norms, entry.norms(folded=True)))
-    biases = _jaccard(view.biased, entry.biased) if any(t.startswith("bn:") for t in view.norms) else 0.0
+    biases = _jaccard(view.biased, entry.biased) if view.has_batch_norms else 0.0
     hits = sum(1 for name in entry.names if name in view.names) / len(entry.names) if entry.names else 0.0
     return _Score(entry, in_backbone, in_head, in_aux, rest, sum(backbone.values()) - in_backbone, norms, biases,
                   hits)
@@ -246,7 +256,7 @@ def _preprocessing_text(entry: Entry) -> str:
 def _truncation(view: _FileView, scores: list[_Score]) -> Match | None:
     """The best entry whose backbone the file holds the beginning of, in order, and nothing else."""
     for score in scores:
-        if sum(score.extra.values()) <= 0.05 * max(1, len(view.kernel_parts)) and _is_prefix(view, score):
+        if _cut_short(view, score):
             return _match(view, score)
     return None
 
@@ -254,7 +264,7 @@ def _truncation(view: _FileView, scores: list[_Score]) -> Match | None:
 def _match(view: _FileView, score: _Score) -> Match:
     entry = score.entry
     relation, differences = _relation(view, score)
-    file_shape = anatomy(view.model)
+    file_shape = view.anatomy
     head = _head(view, score, file_shape)
     end = _backbone_end(view, score, file_shape)
     differences += _layout_notes(view, score)
@@ -287,7 +297,7 @@ def _relation(view: _FileView, score: _Score) -> tuple[str, list[str]]:
         differences.append(f"head replaced: the file's own {extra} kernel{'s' * (extra != 1)} after the backbone, "
                            f"not the catalog's {head_size}{theirs}")
         return "replaced head", differences
-    if extra <= 0.05 * max(1, len(view.kernel_parts)) and _is_prefix(view, score):
+    if _cut_short(view, score):
         differences.append(f"the first {score.in_backbone} of the backbone's {backbone_size} kernels: "
                            f"the last {score.missing} are missing")
         return "truncated", differences
@@ -319,6 +329,11 @@ def _tail(view: _FileView, score: _Score) -> bool:
     return True
 
 
+def _cut_short(view: _FileView, score: _Score) -> bool:
+    """The beginning of the entry's backbone, in order, and next to nothing else (5 % of the file's kernels)."""
+    return sum(score.extra.values()) <= 0.05 * max(1, len(view.kernel_parts)) and _is_prefix(view, score)
+
+
 def _is_prefix(view: _FileView, score: _Score, *, least: float = _TRUNCATED_AT) -> bool:
     """Is what the file holds of the backbone its first ``in_backbone`` kernels, in the library's order, with
     the norms that go with them (where the file kept its norms)? ``least``: the share of the backbone it must hold."""
@@ -339,7 +354,7 @@ def _is_prefix(view: _FileView, score: _Score, *, least: float = _TRUNCATED_AT) 
             norms[token] += 1
     if kernels != view.kernels & entry.backbone:
         return False
-    if view.exported and not any(t.startswith(BATCH_NORM) for t in view.norms):  # folded: nothing to compare
+    if view.exported and not view.has_batch_norms:  # folded: nothing to compare
         return True
     # One norm of slack: where the cut falls, the next block's pre-activation norm may go either way.
     return (view.norms - norms).total() + (norms - view.norms).total() <= 1
@@ -358,9 +373,9 @@ def _head(view: _FileView, score: _Score, file_shape: Anatomy) -> Head:
     return Head(True, kind, classes, classes, [], words)
 
 
-def _trailing_units(view: _FileView, score: _Score) -> list:
+def _trailing_units(view: _FileView, score: _Score) -> list[Unit]:
     paths = {p.path for p in view.kernel_parts if score.extra[p.token] > 0}
-    return [unit for unit in units(view.model) if unit.path in paths]
+    return [unit for unit in view.units if unit.path in paths]
 
 
 def _file_classes(view: _FileView, score: _Score) -> int | None:
@@ -407,7 +422,7 @@ def _norm_after(view: _FileView, kernel: Part) -> str:
 
 
 def _channels_of(view: _FileView, path: str) -> int | None:
-    for unit in units(view.model):
+    for unit in view.units:
         if unit.path.split(":")[0] == path:
             channels = out_channels(unit)
             if channels is not None:
@@ -419,8 +434,7 @@ def _layout_notes(view: _FileView, score: _Score) -> list[str]:
     """What the file does to the entry that changes nothing of its weights: folded norms, a key prefix."""
     notes = []
     entry = score.entry
-    if view.exported and not any(t.startswith(BATCH_NORM) for t in view.norms) \
-            and any(t.startswith(BATCH_NORM) for t in entry.norms(folded=False)):
+    if view.exported and not view.has_batch_norms and any(t.startswith(BATCH_NORM) for t in entry.norms(folded=False)):
         kept = sum(entry.norms(folded=True).values())
         notes.append("batch norms folded into the convolutions (an inference export)"
                      + (f"; {kept} could not fold" if kept else ""))
@@ -453,7 +467,7 @@ def _named(view: _FileView, scores: list[_Score], best: Match) -> Match | None:
     lead = next(s for s in scores if s.entry is best.entry)
     if best.relation != "truncated" and not _norms_fit(view, lead, best.relation):
         return None  # (a truncated file's norms are checked in order, by _is_prefix)
-    rivals = _rivals(view, scores, best)
+    rivals = _rivals(view, scores, best, lead)
     if not rivals:
         return best
     families = {best.family} | {s.entry.family for s in rivals}
@@ -483,9 +497,8 @@ def _norms_fit(view: _FileView, score: _Score, relation: str) -> bool:
     return missing == 0 and extra <= (_HEAD_NORMS if relation == "replaced head" else 0)
 
 
-def _rivals(view: _FileView, scores: list[_Score], best: Match) -> list[_Score]:
-    """Entries of other architectures that explain the file exactly as well as ``best``'s."""
-    lead = next(s for s in scores if s.entry is best.entry)
+def _rivals(view: _FileView, scores: list[_Score], best: Match, lead: _Score) -> list[_Score]:
+    """Entries of other architectures that explain the file exactly as well as ``best``'s (scored as ``lead``)."""
     rivals = []
     for score in scores:
         entry = score.entry

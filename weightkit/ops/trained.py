@@ -21,7 +21,7 @@ import numpy as np
 from .. import dtypes
 from ..errors import WeightkitError
 from ..model import Model, Tensor
-from .canonical import canonical_shape, units
+from .canonical import Unit, canonical_shape, units
 
 __all__ = ["Training", "training_state", "SAMPLE_BYTES"]
 
@@ -52,7 +52,8 @@ def training_state(model: Model, *, sample_bytes: int = SAMPLE_BYTES) -> Trainin
     """Whether ``model``'s weights look trained, with the evidence, from at most ``sample_bytes`` of data."""
     budget = _Budget(sample_bytes)
     evidence: list[str] = []
-    norms_at_start, norms_moved = _batch_norm_statistics(model, budget)
+    pieces = units(model)
+    norms_at_start, norms_moved = _batch_norm_statistics(pieces, budget)
     total_norms = norms_at_start + norms_moved
     if total_norms:
         if norms_moved:
@@ -60,7 +61,7 @@ def training_state(model: Model, *, sample_bytes: int = SAMPLE_BYTES) -> Trainin
                             "(mean 0 and variance 1 at initialization)")
         else:
             evidence.append(f"all {total_norms} batch norms hold their initial statistics (mean 0, variance 1)")
-    fitting, heavy, sampled = _kernel_evidence(model, budget)
+    fitting, heavy, sampled = _kernel_evidence(pieces, budget)
     if sampled:
         evidence.append(f"{fitting} of {sampled} sampled kernels are distributed as an initializer draws them; "
                         f"{heavy} have heavier tails than any initializer")
@@ -105,10 +106,10 @@ class _Budget:
             return None
 
 
-def _batch_norm_statistics(model: Model, budget: _Budget) -> tuple[int, int]:
+def _batch_norm_statistics(pieces: list[Unit], budget: _Budget) -> tuple[int, int]:
     """How many batch norms hold their initial statistics, and how many hold others."""
     at_start = moved = 0
-    for unit in units(model):
+    for unit in pieces:
         mean, var = unit.tensors.get("running_mean"), unit.tensors.get("running_var")
         if mean is None or var is None:
             continue
@@ -122,10 +123,10 @@ def _batch_norm_statistics(model: Model, budget: _Budget) -> tuple[int, int]:
     return at_start, moved
 
 
-def _kernel_evidence(model: Model, budget: _Budget) -> tuple[int, int, int]:
+def _kernel_evidence(pieces: list[Unit], budget: _Budget) -> tuple[int, int, int]:
     """Of an even sample of the model's kernels: how many fit an initializer, how many are heavy-tailed."""
     fitting = heavy = sampled = 0
-    for tensor in _sample(_kernels(model)):
+    for tensor in _sample(_kernels(pieces)):
         values = budget.read(tensor)
         if values is None:
             continue
@@ -144,8 +145,8 @@ def _kernel_evidence(model: Model, budget: _Budget) -> tuple[int, int, int]:
     return fitting, heavy, sampled
 
 
-def _kernels(model: Model) -> list[Tensor]:
-    return [t for unit in units(model) if unit.kind != "batch_norm"
+def _kernels(pieces: list[Unit]) -> list[Tensor]:
+    return [t for unit in pieces if unit.kind != "batch_norm"
             for t in unit.tensors.values() if t.ndim >= 2 and t.size >= _MIN_SIZE]
 
 
