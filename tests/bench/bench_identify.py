@@ -108,12 +108,13 @@ def torch_files(only: set[str] | None) -> list[dict]:
 def keras_files(only: set[str] | None) -> list[dict]:
     import gc
 
+    from tests.tools.catalog import wanted
     from tests.tools.catalog.keras_apps import SPECS, builder, import_keras
 
     keras = import_keras()
     outcomes = []
     for spec in SPECS:
-        if only is not None and spec.name not in only and spec.constructor not in only:
+        if not wanted(only, spec.name, spec.constructor):
             continue
         function = builder(spec)
         shape = {"input_shape": (spec.size, spec.size, 3)} if spec.size else {}
@@ -139,13 +140,14 @@ def keras_files(only: set[str] | None) -> list[dict]:
 
 
 def yolo2_files(only: set[str] | None) -> list[dict]:
+    from tests.tools.catalog import wanted
     from tests.tools.catalog.keras_apps import import_keras
     from tests.tools.catalog.yolo2 import SPECS
 
     keras = import_keras()
     outcomes = []
     for spec in SPECS:
-        if only is not None and spec.name not in only and spec.constructor not in only:
+        if not wanted(only, spec.name, spec.constructor):
             continue
         label = _Label(spec.name, spec.family, spec.variant, "keras-yolo2")
         keras.backend.clear_session()

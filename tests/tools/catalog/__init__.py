@@ -25,7 +25,7 @@ from weightkit.catalog import AUX, BACKBONE, BIASED, FOLDS, HEAD, SCHEMA, Entry,
 from weightkit.model import Model
 from weightkit.ops.signature import BATCH_NORM, signature
 
-__all__ = ["Built", "entry_of", "write_catalog", "CATALOG_PATH", "under"]
+__all__ = ["Built", "entry_of", "write_catalog", "CATALOG_PATH", "under", "wanted"]
 
 CATALOG_PATH = Path(__file__).resolve().parents[3] / "weightkit" / "catalog" / "architectures.json.gz"
 _NAMES_KEPT = 12
@@ -63,6 +63,11 @@ class Built:
 def under(path: str, prefixes: Iterable[str]) -> bool:
     """Is ``path`` one of ``prefixes`` or inside one (``fc`` holds ``fc``, ``head/fc``, ``fc.0``, ``sep:depthwise``)?"""
     return any(path == p or path.startswith((f"{p}.", f"{p}/", f"{p}:")) for p in prefixes)
+
+
+def wanted(only: set[str] | None, *names: str) -> bool:
+    """Is an architecture known by ``names`` (constructor, display name, library name) asked for by ``only``?"""
+    return only is None or not only.isdisjoint(names)
 
 
 def entry_of(built: Built) -> Entry:

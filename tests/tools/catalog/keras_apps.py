@@ -26,7 +26,7 @@ import weightkit
 from weightkit.catalog import PREPROCESSING
 from weightkit.model import Model
 
-from . import Built
+from . import Built, wanted
 
 __all__ = ["builds", "builder", "application", "SPECS", "Spec", "save_and_load", "folds_of", "epsilon_of", "stride_of",
            "weighted_layers", "kept_layers", "weighted_paths", "import_keras"]
@@ -105,7 +105,7 @@ SPECS: tuple[Spec, ...] = (
 def builds(only: set[str] | None = None) -> Iterator[Built]:
     """One `Built` per keras.applications architecture (``only``: those whose constructor or name is in it)."""
     for spec in SPECS:
-        if only is None or spec.name in only or spec.constructor in only:
+        if wanted(only, spec.name, spec.constructor):
             yield build(spec)
 
 

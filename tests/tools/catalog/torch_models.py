@@ -22,7 +22,7 @@ from weightkit.catalog import PREPROCESSING, Preprocessing
 from weightkit.formats.state_dict import layers_from_state_dict
 from weightkit.model import Model, Tensor
 
-from . import Built, under
+from . import Built, under, wanted
 
 __all__ = ["builds", "model_of", "TIMM_MODELS", "notes"]
 
@@ -84,10 +84,6 @@ class _Spec:
         arguments = ", ".join(f"{k}={v!r}" for k, v in _TORCHVISION_ARGUMENTS.get(self.key, {}).items())
         return f"torchvision.models.{self.key}({arguments})"
 
-    def wanted(self, only: set[str] | None) -> bool:
-        """Asked for by ``only`` (a constructor, a display name, or the library's own model name)?"""
-        return only is None or bool({self.constructor, self.name, self.key} & only)
-
 
 def builds(only: set[str] | None = None) -> Iterator[Built]:
     """One `Built` per architecture, torchvision's then timm's; with ``only``, just those whose constructor,
@@ -96,7 +92,7 @@ def builds(only: set[str] | None = None) -> Iterator[Built]:
 
     import_torchvision()  # before timm, which imports torchvision
     for spec in _specs():
-        if not spec.wanted(only):
+        if not wanted(only, spec.constructor, spec.name, spec.key):
             continue
         try:
             yield _build(spec)

@@ -23,7 +23,7 @@ from typing import Any
 from tests.yolo_nets import full_yolo_extractor
 from weightkit.catalog import PREPROCESSING
 
-from . import Built
+from . import Built, wanted
 from .keras_apps import epsilon_of, folds_of, import_keras, save_and_load, stride_of, weighted_paths
 
 __all__ = ["builds", "SPECS", "YoloSpec", "tiny_yolo_extractor", "squeezenet_extractor", "nested_extractor"]
@@ -141,7 +141,7 @@ SPECS: tuple[YoloSpec, ...] = (
 def builds(only: set[str] | None = None) -> Iterator[Built]:
     """One `Built` per keras-yolo2 feature extractor (``only``: those whose constructor or name is in it)."""
     for spec in SPECS:
-        if only is None or spec.name in only or spec.constructor in only:
+        if wanted(only, spec.name, spec.constructor):
             yield build(spec)
 
 
