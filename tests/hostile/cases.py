@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Every command the corpus runs, by the name a case lists in `commands`.
-COMMANDS = ("inspect", "inspect-tensors", "inspect-json", "diff-values", "check-into-fix", "check-junction",
+COMMANDS = ("inspect", "inspect-tensors", "inspect-json", "identify", "diff-values", "check-into-fix", "check-junction",
             "split", "merge", "convert")
 
 

@@ -23,7 +23,7 @@ from .cases import Case
 __all__ = ["CASES", "dense_config", "keras_archive", "legacy_h5", "lambda_code"]
 
 # What a well-formed but small model gets through cleanly (split needs a head to cut off: these have none).
-_READ = ("inspect", "inspect-tensors", "inspect-json", "diff-values", "check-junction")
+_READ = ("inspect", "inspect-tensors", "inspect-json", "identify", "diff-values", "check-junction")
 _ALL_BUT_FIX = _READ + ("split", "merge", "convert")
 
 # --- building blocks ------------------------------------------------------------------------------------------

@@ -97,6 +97,7 @@ def commands_for(case: Case, path: Path, folder: Path, benign: Benign) -> list[t
             "inspect": ["inspect", file],
             "inspect-tensors": ["inspect", "--tensors", file],
             "inspect-json": ["inspect", "--json", file],
+            "identify": ["identify", file],  # with the trained-or-not sample: it reads tensor data
             "diff-values": ["diff", file, companion, "--values"],
             "check-into-fix": ["check", file, "--into", companion, "--fix", f"{out}/fixed{suffix}"],
             "check-junction": ["check", file, companion],

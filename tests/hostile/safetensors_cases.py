@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.hostile.cases import Case
 
-_READS = ("inspect", "inspect-tensors", "inspect-json", "diff-values")
+_READS = ("inspect", "inspect-tensors", "inspect-json", "identify", "diff-values")
 
 
 def _file(folder: Path, header: bytes | dict[str, Any], data: bytes = b"", name: str = "model.safetensors",
